@@ -1,0 +1,389 @@
+//! One typed settings struct for every binary.
+//!
+//! Layers, later wins: `config/default.toml`, `config/$BIZ_ENV.toml`, the plain variables operators
+//! already know (`DATABASE_URL`, `ENCRYPTION_KEY`, ...), then `BIZ__SECTION__KEY` variables. The
+//! namespaced form wins over the plain one because it is the more deliberate of the two.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// A key-derivation secret shorter than this is refused.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Stable, public, development-only secrets. Never accepted in production: a process started with
+/// `environment = "production"` and no real secret stops at start-up.
+const DEV_ENCRYPTION_KEY: &str = "development-only-encryption-key-do-not-use-in-production";
+const DEV_SESSION_SECRET: &str = "development-only-session-secret-do-not-use-in-production";
+
+/// The plain variables and the settings key each one sets.
+const PLAIN_VARIABLES: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    ("REDIS_URL", "redis.url"),
+    ("ENCRYPTION_KEY", "security.encryption_key"),
+    ("SESSION_SECRET", "security.session_secret"),
+    ("SHOPIFY_CLIENT_ID", "providers.shopify_client_id"),
+    ("SHOPIFY_CLIENT_SECRET", "providers.shopify_client_secret"),
+    ("STRIPE_SECRET_KEY", "providers.stripe_secret_key"),
+    ("STRIPE_CLIENT_ID", "providers.stripe_client_id"),
+    ("STRIPE_WEBHOOK_SECRET", "providers.stripe_webhook_secret"),
+    ("RESEND_API_KEY", "providers.resend_api_key"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint"),
+    ("RUST_LOG", "telemetry.log_filter"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("settings could not be read: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("{variable} is required in production and is not set")]
+    MissingSecret { variable: &'static str },
+    #[error("{variable} must be at least {MIN_SECRET_LEN} characters long")]
+    WeakSecret { variable: &'static str },
+    #[error("setting `{key}` is invalid: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub environment: Environment,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub gateway: GatewaySettings,
+    pub worker: WorkerSettings,
+    pub security: SecuritySettings,
+    pub telemetry: TelemetrySettings,
+    pub providers: ProviderSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub pool_size: usize,
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewaySettings {
+    pub addr: String,
+    pub public_url: String,
+    pub json_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecuritySettings {
+    pub encryption_key: SecretString,
+    pub encryption_key_id: String,
+    pub pbkdf2_iterations: u32,
+    pub session_secret: SecretString,
+    pub session_idle_timeout_minutes: i64,
+    pub session_absolute_timeout_hours: i64,
+    pub invitation_ttl_hours: i64,
+    pub cookie_secure: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetrySettings {
+    pub log_filter: String,
+    pub log_format: String,
+    pub otlp_endpoint: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderSettings {
+    pub stripe_api_base: String,
+    pub stripe_connect_base: String,
+    pub shopify_api_base: String,
+    pub ga4_api_base: String,
+    pub google_token_url: String,
+    pub facebook_graph_base: String,
+    pub resend_api_base: String,
+    pub stripe_secret_key: SecretString,
+    pub stripe_client_id: String,
+    pub stripe_webhook_secret: SecretString,
+    pub shopify_client_id: String,
+    pub shopify_client_secret: SecretString,
+    pub resend_api_key: SecretString,
+}
+
+/// What loading had to say that belongs in the log once telemetry is up.
+#[derive(Debug, Default)]
+pub struct LoadNotes {
+    pub generated_secrets: Vec<&'static str>,
+}
+
+impl Settings {
+    /// Loads from `./config` (or `BIZ_CONFIG_DIR`) and the process environment.
+    pub fn load() -> Result<(Self, LoadNotes), SettingsError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        let dir = vars
+            .get("BIZ_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(default_config_dir);
+        Self::load_from(&dir, &vars)
+    }
+
+    /// Loads from an explicit directory and variable map, so tests need not touch the process
+    /// environment.
+    pub fn load_from(
+        dir: &Path,
+        vars: &HashMap<String, String>,
+    ) -> Result<(Self, LoadNotes), SettingsError> {
+        let env_name = vars
+            .get("BIZ_ENV")
+            .map(String::as_str)
+            .unwrap_or("development");
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(dir.join("default.toml")))
+            .add_source(config::File::from(dir.join(format!("{env_name}.toml"))).required(false));
+        for (variable, key) in PLAIN_VARIABLES {
+            if let Some(value) = vars.get(*variable).filter(|v| !v.is_empty()) {
+                builder = builder.set_override(*key, value.as_str())?;
+            }
+        }
+        let biz_vars: HashMap<String, String> = vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("BIZ__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("BIZ")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(biz_vars)),
+        );
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        if settings.environment == Environment::Development && env_name == "test" {
+            settings.environment = Environment::Test;
+        }
+        let notes = settings.validate()?;
+        Ok((settings, notes))
+    }
+
+    fn validate(&mut self) -> Result<LoadNotes, SettingsError> {
+        let mut notes = LoadNotes::default();
+        let production = self.environment == Environment::Production;
+        for (variable, secret, dev_default) in [
+            (
+                "ENCRYPTION_KEY",
+                &mut self.security.encryption_key,
+                DEV_ENCRYPTION_KEY,
+            ),
+            (
+                "SESSION_SECRET",
+                &mut self.security.session_secret,
+                DEV_SESSION_SECRET,
+            ),
+        ] {
+            let len = secret.expose_secret().chars().count();
+            if len == 0 {
+                if production {
+                    return Err(SettingsError::MissingSecret { variable });
+                }
+                *secret = SecretString::from(dev_default);
+                notes.generated_secrets.push(variable);
+            } else if len < MIN_SECRET_LEN {
+                return Err(SettingsError::WeakSecret { variable });
+            }
+        }
+        if self.database.pool_size == 0 {
+            return Err(SettingsError::Invalid {
+                key: "database.pool_size",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.security.pbkdf2_iterations < 1000 {
+            return Err(SettingsError::Invalid {
+                key: "security.pbkdf2_iterations",
+                reason: "must be at least 1000".into(),
+            });
+        }
+        if self.security.encryption_key_id.is_empty()
+            || self.security.encryption_key_id.contains(':')
+        {
+            return Err(SettingsError::Invalid {
+                key: "security.encryption_key_id",
+                reason: "must be non-empty and contain no ':'".into(),
+            });
+        }
+        for (key, value) in [
+            ("gateway.public_url", &self.gateway.public_url),
+            ("providers.stripe_api_base", &self.providers.stripe_api_base),
+            (
+                "providers.stripe_connect_base",
+                &self.providers.stripe_connect_base,
+            ),
+            (
+                "providers.shopify_api_base",
+                &self.providers.shopify_api_base,
+            ),
+            ("providers.ga4_api_base", &self.providers.ga4_api_base),
+            (
+                "providers.google_token_url",
+                &self.providers.google_token_url,
+            ),
+            (
+                "providers.facebook_graph_base",
+                &self.providers.facebook_graph_base,
+            ),
+            ("providers.resend_api_base", &self.providers.resend_api_base),
+        ] {
+            if !(value.starts_with("http://") || value.starts_with("https://")) {
+                return Err(SettingsError::Invalid {
+                    key,
+                    reason: format!("`{value}` is not an http(s) URL"),
+                });
+            }
+        }
+        Ok(notes)
+    }
+
+    /// Pretty logs unless configured otherwise or running in production.
+    pub fn json_logs(&self) -> bool {
+        match self.telemetry.log_format.as_str() {
+            "json" => true,
+            "pretty" => false,
+            _ => self.environment == Environment::Production,
+        }
+    }
+}
+
+/// `config/` beside the workspace root when run from the source tree, else `./config`.
+fn default_config_dir() -> PathBuf {
+    let here = PathBuf::from("config");
+    if here.join("default.toml").exists() {
+        return here;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config")
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_in_development_with_generated_secrets() {
+        let (s, notes) = Settings::load_from(&dir(), &vars(&[])).unwrap();
+        assert_eq!(s.environment, Environment::Development);
+        assert_eq!(s.gateway.addr, "127.0.0.1:8080");
+        assert_eq!(
+            notes.generated_secrets,
+            vec!["ENCRYPTION_KEY", "SESSION_SECRET"]
+        );
+        assert!(!s.json_logs());
+    }
+
+    #[test]
+    fn plain_variables_are_honoured_and_namespaced_ones_win() {
+        let (s, _) = Settings::load_from(
+            &dir(),
+            &vars(&[
+                ("DATABASE_URL", "postgres://a@h/db1"),
+                ("REDIS_URL", "redis://plain"),
+                ("BIZ__REDIS__URL", "redis://namespaced"),
+                ("BIZ__GATEWAY__ADDR", "0.0.0.0:9000"),
+                ("BIZ__PROVIDERS__STRIPE_API_BASE", "http://127.0.0.1:4010"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.database.url.expose_secret(), "postgres://a@h/db1");
+        assert_eq!(s.redis.url.expose_secret(), "redis://namespaced");
+        assert_eq!(s.gateway.addr, "0.0.0.0:9000");
+        assert_eq!(s.providers.stripe_api_base, "http://127.0.0.1:4010");
+    }
+
+    #[test]
+    fn production_refuses_missing_and_weak_secrets_naming_the_variable() {
+        let err = Settings::load_from(&dir(), &vars(&[("BIZ_ENV", "production")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ENCRYPTION_KEY is required in production and is not set"
+        );
+        let err = Settings::load_from(
+            &dir(),
+            &vars(&[("BIZ_ENV", "production"), ("ENCRYPTION_KEY", "short")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("ENCRYPTION_KEY must be"),
+            "{err}"
+        );
+        let long = "x".repeat(40);
+        let (s, notes) = Settings::load_from(
+            &dir(),
+            &vars(&[
+                ("BIZ_ENV", "production"),
+                ("ENCRYPTION_KEY", &long),
+                ("SESSION_SECRET", &long),
+            ]),
+        )
+        .unwrap();
+        assert!(notes.generated_secrets.is_empty());
+        assert!(s.json_logs());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let err = Settings::load_from(&dir(), &vars(&[("BIZ__DATABASE__POOL_SIZE", "many")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("pool_size"), "{err}");
+        let err = Settings::load_from(
+            &dir(),
+            &vars(&[("BIZ__PROVIDERS__STRIPE_API_BASE", "ftp://x")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("providers.stripe_api_base"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let long = "super-secret-value-that-must-not-print-0123";
+        let (s, _) = Settings::load_from(
+            &dir(),
+            &vars(&[
+                ("ENCRYPTION_KEY", long),
+                ("STRIPE_SECRET_KEY", "sk_test_hidden"),
+            ]),
+        )
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains(long));
+        assert!(!debug.contains("sk_test_hidden"));
+    }
+}
