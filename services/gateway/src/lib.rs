@@ -1,1 +1,12 @@
-pub fn x() {}
+//! The BizInsights gateway: the HTTP API, webhooks, OAuth callbacks and the dashboard.
+
+pub mod audit;
+pub mod auth;
+pub mod domain;
+pub mod error;
+pub mod extractors;
+pub mod openapi;
+pub mod request_id;
+pub mod routes;
+pub mod startup;
+pub mod state;

@@ -1,0 +1,171 @@
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::Method;
+use actix_web::{web, FromRequest, HttpRequest};
+use biz_core::crypto::tokens;
+use biz_core::db::accounts::{api_keys, memberships, sessions, Role};
+use biz_core::db::Conn;
+use uuid::Uuid;
+
+use super::{cookie, csrf};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Clone)]
+pub enum Principal {
+    User {
+        user_id: Uuid,
+        session_id: Uuid,
+    },
+    ApiKey {
+        key_id: Uuid,
+        organization_id: Uuid,
+        role: Role,
+    },
+}
+
+/// The caller's standing in one organisation, checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    pub organization_id: Uuid,
+    pub role: Role,
+    pub user_id: Option<Uuid>,
+    pub api_key_id: Option<Uuid>,
+}
+
+impl Principal {
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Principal::User { user_id, .. } => Some(*user_id),
+            Principal::ApiKey { .. } => None,
+        }
+    }
+
+    pub fn api_key_id(&self) -> Option<Uuid> {
+        match self {
+            Principal::ApiKey { key_id, .. } => Some(*key_id),
+            Principal::User { .. } => None,
+        }
+    }
+
+    /// Routes that act for a person (creating organisations, accepting invitations) refuse keys.
+    pub fn require_user(&self) -> Result<(Uuid, Uuid), ApiError> {
+        match self {
+            Principal::User {
+                user_id,
+                session_id,
+            } => Ok((*user_id, *session_id)),
+            Principal::ApiKey { .. } => Err(ApiError::forbidden(
+                "user_session_required",
+                "this action needs a signed-in user, not an API key",
+            )),
+        }
+    }
+
+    /// The caller's role in `organization_id`: 404 when none, 403 when below `min`.
+    pub async fn require(
+        &self,
+        conn: &mut Conn,
+        organization_id: Uuid,
+        min: Role,
+    ) -> Result<Access, ApiError> {
+        let role = match self {
+            Principal::User { user_id, .. } => {
+                memberships::role_of(conn, organization_id, *user_id)
+                    .await?
+                    .ok_or(ApiError::NotFound)?
+            }
+            Principal::ApiKey {
+                organization_id: key_org,
+                role,
+                ..
+            } => {
+                if *key_org != organization_id {
+                    return Err(ApiError::NotFound);
+                }
+                *role
+            }
+        };
+        if role < min {
+            return Err(ApiError::role_too_low());
+        }
+        Ok(Access {
+            organization_id,
+            role,
+            user_id: self.user_id(),
+            api_key_id: self.api_key_id(),
+        })
+    }
+}
+
+enum Credential {
+    Bearer(String),
+    Cookie(String),
+}
+
+fn credential(req: &HttpRequest) -> Option<Credential> {
+    if let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        let v = h.to_str().ok()?;
+        let (scheme, token) = v.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| Credential::Bearer(token.trim().to_owned()));
+    }
+    req.cookie(cookie::NAME)
+        .map(|c| Credential::Cookie(c.value().to_owned()))
+        .filter(|c| !matches!(c, Credential::Cookie(v) if v.is_empty()))
+}
+
+async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
+    let (token, from_cookie) = match credential(&req).ok_or(ApiError::Unauthenticated)? {
+        Credential::Bearer(t) => (t, false),
+        Credential::Cookie(t) => (t, true),
+    };
+    let hash = tokens::hash(&token);
+    let mut conn = state.conn().await?;
+    if token.starts_with(tokens::API_KEY_PREFIX) {
+        let key = api_keys::find_live(&mut conn, &hash)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        return Ok(Principal::ApiKey {
+            key_id: key.id,
+            organization_id: key.organization_id,
+            role: key.role(),
+        });
+    }
+    let idle = chrono::Duration::minutes(state.settings.security.session_idle_timeout_minutes);
+    let session = sessions::find_live(&mut conn, &hash, idle)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if from_cookie && unsafe_method {
+        let given = req
+            .headers()
+            .get(csrf::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !csrf::verify(&state.settings.security.session_secret, session.id, given) {
+            return Err(ApiError::forbidden(
+                "csrf_token_invalid",
+                "cookie-authenticated changes need the X-CSRF-Token header",
+            ));
+        }
+    }
+    Ok(Principal::User {
+        user_id: session.user_id,
+        session_id: session.id,
+    })
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        Box::pin(authenticate(req.clone()))
+    }
+}

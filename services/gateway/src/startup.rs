@@ -1,0 +1,99 @@
+//! Wiring: state, middleware, routes, and the server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, Compress};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use biz_core::crypto::KeyRing;
+use biz_core::settings::Settings;
+use biz_core::{cache, db};
+use utoipa::OpenApi;
+use utoipa_actix_web::{scope, AppExt};
+
+use crate::openapi::ApiDoc;
+use crate::state::AppState;
+use crate::{extractors, request_id, routes};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds the listener and builds the server; nothing runs until [`Application::run`].
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = db::pool(&settings.database)?;
+        let redis = cache::client(&settings.redis)?;
+        let keys = KeyRing::new(
+            &settings.security.encryption_key_id,
+            &settings.security.encryption_key,
+            settings.security.pbkdf2_iterations,
+        );
+        let listener = TcpListener::bind(&settings.gateway.addr)?;
+        let port = listener.local_addr()?.port();
+        let state = AppState {
+            settings: Arc::new(settings),
+            pool,
+            redis,
+            keys: Arc::new(keys),
+        };
+        let server = serve(listener, state)?;
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The application's routes and middleware, also used by tests that need the OpenAPI document.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let json_limit = state.settings.gateway.json_limit_bytes;
+    App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .app_data(web::Data::new(state))
+        .app_data(extractors::json_config(json_limit))
+        .app_data(extractors::path_config())
+        .app_data(extractors::query_config())
+        .configure(routes::health::configure)
+        .service(scope::scope("/api/v1").configure(routes::api_v1))
+        .openapi_service(|api| {
+            let body = api.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
+            web::resource("/api/v1/openapi.json").route(web::get().to(move || {
+                let body = body.clone();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(body)
+                }
+            }))
+        })
+        .default_service(web::to(extractors::not_found))
+        .into_app()
+        .wrap(Compress::default())
+        .wrap(from_fn(request_id::middleware))
+}
+
+fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    Ok(HttpServer::new(move || app(state.clone()))
+        .listen(listener)?
+        .shutdown_timeout(30)
+        .run())
+}
