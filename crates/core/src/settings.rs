@@ -157,22 +157,26 @@ impl Settings {
         let mut builder = config::Config::builder()
             .add_source(config::File::from(dir.join("default.toml")))
             .add_source(config::File::from(dir.join(format!("{env_name}.toml"))).required(false));
+        // Plain variables are translated to their namespaced form first, so a BIZ__ variable
+        // for the same key replaces them.
+        let mut env_layer: HashMap<String, String> = HashMap::new();
         for (variable, key) in PLAIN_VARIABLES {
             if let Some(value) = vars.get(*variable).filter(|v| !v.is_empty()) {
-                builder = builder.set_override(*key, value.as_str())?;
+                let namespaced = format!("BIZ__{}", key.replace('.', "__").to_uppercase());
+                env_layer.insert(namespaced, value.clone());
             }
         }
-        let biz_vars: HashMap<String, String> = vars
-            .iter()
-            .filter(|(k, _)| k.starts_with("BIZ__"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        env_layer.extend(
+            vars.iter()
+                .filter(|(k, _)| k.starts_with("BIZ__"))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         builder = builder.add_source(
             config::Environment::with_prefix("BIZ")
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
-                .source(Some(biz_vars)),
+                .source(Some(env_layer)),
         );
         let mut settings: Settings = builder.build()?.try_deserialize()?;
         if settings.environment == Environment::Development && env_name == "test" {

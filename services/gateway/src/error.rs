@@ -81,6 +81,41 @@ impl ApiError {
         ApiError::Internal(e.into())
     }
 
+    /// The same error again, for answers computed once and reported later (the authentication
+    /// middleware's). Internal causes are not cloneable; their detail was logged when they
+    /// happened, so the copy carries only the message.
+    pub fn replay(&self) -> Self {
+        match self {
+            ApiError::BadRequest { code, message } => ApiError::BadRequest {
+                code,
+                message: message.clone(),
+            },
+            ApiError::Validation { code, message } => ApiError::Validation {
+                code,
+                message: message.clone(),
+            },
+            ApiError::Unauthenticated => ApiError::Unauthenticated,
+            ApiError::InvalidCredentials => ApiError::InvalidCredentials,
+            ApiError::Forbidden { code, message } => ApiError::Forbidden {
+                code,
+                message: message.clone(),
+            },
+            ApiError::NotFound => ApiError::NotFound,
+            ApiError::Conflict { code, message } => ApiError::Conflict {
+                code,
+                message: message.clone(),
+            },
+            ApiError::Gone { code, message } => ApiError::Gone {
+                code,
+                message: message.clone(),
+            },
+            ApiError::PayloadTooLarge => ApiError::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => ApiError::UnsupportedMediaType,
+            ApiError::Unavailable(r) => ApiError::Unavailable(r.clone()),
+            ApiError::Internal(e) => ApiError::Internal(anyhow::anyhow!("{e:#}")),
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { code, .. }

@@ -5,16 +5,14 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpServer};
 use biz_core::crypto::KeyRing;
 use biz_core::settings::Settings;
 use biz_core::{cache, db};
-use utoipa::OpenApi;
 use utoipa_actix_web::{scope, AppExt};
 
-use crate::openapi::ApiDoc;
 use crate::state::AppState;
-use crate::{extractors, request_id, routes};
+use crate::{auth, extractors, openapi, request_id, routes};
 
 pub struct Application {
     port: u16,
@@ -67,24 +65,17 @@ pub fn app(
     let json_limit = state.settings.gateway.json_limit_bytes;
     App::new()
         .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
         .app_data(web::Data::new(state))
         .app_data(extractors::json_config(json_limit))
         .app_data(extractors::path_config())
         .app_data(extractors::query_config())
         .configure(routes::health::configure)
-        .service(scope::scope("/api/v1").configure(routes::api_v1))
-        .openapi_service(|api| {
-            let body = api.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
-            web::resource("/api/v1/openapi.json").route(web::get().to(move || {
-                let body = body.clone();
-                async move {
-                    HttpResponse::Ok()
-                        .content_type("application/json")
-                        .body(body)
-                }
-            }))
-        })
+        .route("/api/v1/openapi.json", web::get().to(openapi::serve))
+        .service(
+            scope::scope("/api/v1")
+                .wrap(from_fn(auth::principal::middleware))
+                .configure(routes::api_v1),
+        )
         .default_service(web::to(extractors::not_found))
         .into_app()
         .wrap(Compress::default())

@@ -1,6 +1,3 @@
-use std::future::Future;
-use std::pin::Pin;
-
 use actix_web::http::Method;
 use actix_web::{web, FromRequest, HttpRequest};
 use biz_core::crypto::tokens;
@@ -161,11 +158,43 @@ async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
     })
 }
 
+/// What the authentication middleware found, kept in the request's extensions.
+struct Authenticated(Result<Principal, ApiError>);
+
+/// Authenticates every `/api/v1` request that carries a credential, before any extractor runs.
+///
+/// Doing this in middleware rather than in the extractor fixes the order of answers: actix polls
+/// a handler's extractors together, so an asynchronous credential check could lose the race to a
+/// body parser and answer an anonymous caller's bad body with 422 instead of 401.
+pub async fn middleware(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    if credential(req.request()).is_some() {
+        let outcome = authenticate(req.request().clone()).await;
+        req.extensions_mut()
+            .insert(std::rc::Rc::new(Authenticated(outcome)));
+    }
+    next.call(req).await
+}
+
 impl FromRequest for Principal {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        Box::pin(authenticate(req.clone()))
+        use actix_web::HttpMessage;
+        let found = req
+            .extensions()
+            .get::<std::rc::Rc<Authenticated>>()
+            .cloned();
+        std::future::ready(match found {
+            Some(a) => match &a.0 {
+                Ok(p) => Ok(p.clone()),
+                Err(e) => Err(e.replay()),
+            },
+            None => Err(ApiError::Unauthenticated),
+        })
     }
 }

@@ -1,0 +1,323 @@
+//! Signup, login, sessions and API keys, end to end over HTTP.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{error_code, spawn_app, PASSWORD};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signup_login_api_key_use_and_revoke() {
+    let app = spawn_app().await;
+
+    // Sign up: 201 with the user, the organisation (owned) and a session token + cookie.
+    let res = app
+        .signup_raw(json!({ "email": "  Ann@Example.com ", "password": PASSWORD, "name": "Ann", "organization_name": "Ann's Shop" }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("bi_session=bis_"), "{cookie}");
+    for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attr), "cookie lacks {attr}: {cookie}");
+    }
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["email"], "ann@example.com");
+    assert_eq!(body["organization"]["name"], "Ann's Shop");
+    assert_eq!(body["organization"]["role"], "owner");
+    assert_eq!(body["organization"]["timezone"], "UTC");
+    let org_id = body["organization"]["id"].as_str().unwrap().to_owned();
+    let signup_token = body["token"].as_str().unwrap().to_owned();
+    assert!(signup_token.starts_with("bis_"));
+
+    // The same email again: 409.
+    let res = app
+        .signup_raw(json!({ "email": "ann@example.com", "password": PASSWORD, "name": "Ann", "organization_name": "Other" }))
+        .await;
+    assert_eq!(error_code(res, StatusCode::CONFLICT).await, "email_taken");
+
+    // Log in: a new, different session.
+    let res = app.login("ANN@example.com", PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert_ne!(token, signup_token);
+    assert_eq!(body["user"]["email"], "ann@example.com");
+
+    // me
+    let res = app.get("/api/v1/me", &token).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let me: Value = res.json().await.unwrap();
+    assert_eq!(me["user"]["email"], "ann@example.com");
+    assert_eq!(me["organizations"].as_array().unwrap().len(), 1);
+    assert_eq!(me["organizations"][0]["id"], org_id.as_str());
+
+    // Create an API key: 201 with the key shown once.
+    let res = app
+        .post(
+            &format!("/api/v1/orgs/{org_id}/api-keys"),
+            &token,
+            json!({ "name": "CI export", "role": "member" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let created: Value = res.json().await.unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let key_id = created["id"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("bik_") && key.len() == 47, "{key}");
+    assert_eq!(created["role"], "member");
+    assert_eq!(created["prefix"], &key[..8]);
+
+    // The listing never shows the key again.
+    let res = app
+        .get(&format!("/api/v1/orgs/{org_id}/api-keys"), &token)
+        .await;
+    let listed: Value = res.json().await.unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(&key));
+    assert_eq!(listed["next_cursor"], Value::Null);
+
+    // Use it: it reads its organisation, as a member.
+    let res = app.get(&format!("/api/v1/orgs/{org_id}"), &key).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let org: Value = res.json().await.unwrap();
+    assert_eq!(org["role"], "member");
+    let res = app.get("/api/v1/me", &key).await;
+    let me: Value = res.json().await.unwrap();
+    assert_eq!(me["api_key"]["id"], key_id.as_str());
+    assert_eq!(me["user"], Value::Null);
+    // A member key cannot manage keys.
+    let res = app
+        .get(&format!("/api/v1/orgs/{org_id}/api-keys"), &key)
+        .await;
+    assert_eq!(
+        error_code(res, StatusCode::FORBIDDEN).await,
+        "insufficient_role"
+    );
+
+    // Revoke it: 204, then it no longer authenticates, and revoking again is 404.
+    let res = app
+        .delete(&format!("/api/v1/orgs/{org_id}/api-keys/{key_id}"), &token)
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = app.get(&format!("/api/v1/orgs/{org_id}"), &key).await;
+    assert_eq!(
+        error_code(res, StatusCode::UNAUTHORIZED).await,
+        "unauthenticated"
+    );
+    let res = app
+        .delete(&format!("/api/v1/orgs/{org_id}/api-keys/{key_id}"), &token)
+        .await;
+    assert_eq!(error_code(res, StatusCode::NOT_FOUND).await, "not_found");
+
+    // Log out: the session stops working; the signup session still works.
+    let res = app
+        .request(Method::POST, "/api/v1/auth/logout", Some(&token), None)
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = app.get("/api/v1/me", &token).await;
+    assert_eq!(
+        error_code(res, StatusCode::UNAUTHORIZED).await,
+        "unauthenticated"
+    );
+    assert_eq!(
+        app.get("/api/v1/me", &signup_token).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_failures_do_not_reveal_whether_the_email_exists() {
+    let app = spawn_app().await;
+    app.signup("bob@example.com", "Bob Co").await;
+    let wrong_password = app
+        .login("bob@example.com", "not the password at all")
+        .await;
+    let unknown_email = app.login("nobody@example.com", PASSWORD).await;
+    let not_an_email = app.login("nobody", PASSWORD).await;
+    let mut messages = Vec::new();
+    for res in [wrong_password, unknown_email, not_an_email] {
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_credentials");
+        messages.push(body["error"]["message"].as_str().unwrap().to_owned());
+    }
+    assert!(messages.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_key_roles_are_capped_by_the_creator_and_never_owner() {
+    let app = spawn_app().await;
+    let owner = app.signup("owner@example.com", "Cap Co").await;
+    let path = format!("/api/v1/orgs/{}/api-keys", owner.org_id);
+    let res = app
+        .post(&path, &owner.token, json!({ "name": "x", "role": "owner" }))
+        .await;
+    assert_eq!(
+        error_code(res, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "invalid_role"
+    );
+    // Default role is viewer; an admin key can create keys up to admin.
+    let res = app
+        .post(&path, &owner.token, json!({ "name": "viewer key" }))
+        .await;
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["role"], "viewer");
+    let res = app
+        .post(
+            &path,
+            &owner.token,
+            json!({ "name": "admin key", "role": "admin" }),
+        )
+        .await;
+    let admin_key = res.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .post(
+            &path,
+            &admin_key,
+            json!({ "name": "from key", "role": "admin", "expires_in_days": 30 }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = app
+        .post(
+            &path,
+            &owner.token,
+            json!({ "name": "x", "expires_in_days": 0 }),
+        )
+        .await;
+    assert_eq!(
+        error_code(res, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "invalid_expiry"
+    );
+    // Keys cannot create organisations or accept invitations: those act for a person.
+    let res = app
+        .post("/api/v1/orgs", &admin_key, json!({ "name": "Sneaky" }))
+        .await;
+    assert_eq!(
+        error_code(res, StatusCode::FORBIDDEN).await,
+        "user_session_required"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cookie_sessions_need_the_csrf_header_for_changes() {
+    let app = spawn_app().await;
+    let res = app
+        .signup_raw(json!({ "email": "cookie@example.com", "password": PASSWORD, "name": "C", "organization_name": "Cookie Co" }))
+        .await;
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let body: Value = res.json().await.unwrap();
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+    let org_id = body["organization"]["id"].as_str().unwrap().to_owned();
+
+    // Reads work with the cookie alone.
+    let res = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // A change without the header is refused, with a wrong one too; with the right one it passes.
+    let url = app.url(&format!("/api/v1/orgs/{org_id}"));
+    let res = app
+        .client
+        .patch(&url)
+        .header("cookie", &cookie)
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(res, StatusCode::FORBIDDEN).await,
+        "csrf_token_invalid"
+    );
+    let res = app
+        .client
+        .patch(&url)
+        .header("cookie", &cookie)
+        .header("x-csrf-token", "00ff")
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(res, StatusCode::FORBIDDEN).await,
+        "csrf_token_invalid"
+    );
+    let res = app
+        .client
+        .patch(&url)
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["name"], "Renamed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn organisation_settings_are_validated() {
+    let app = spawn_app().await;
+    let a = app.signup("tz@example.com", "TZ Co").await;
+    let path = format!("/api/v1/orgs/{}", a.org_id);
+    let res = app
+        .patch(&path, &a.token, json!({ "timezone": "Mars/Olympus" }))
+        .await;
+    assert_eq!(
+        error_code(res, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "invalid_timezone"
+    );
+    let res = app
+        .patch(&path, &a.token, json!({ "reporting_currency": "usd" }))
+        .await;
+    assert_eq!(
+        error_code(res, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "invalid_currency"
+    );
+    let res = app
+        .patch(
+            &path,
+            &a.token,
+            json!({ "timezone": "America/Los_Angeles", "reporting_currency": "EUR" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["timezone"], "America/Los_Angeles");
+    assert_eq!(v["reporting_currency"], "EUR");
+    // A second organisation: listed beside the first, both owned.
+    let res = app
+        .post("/api/v1/orgs", &a.token, json!({ "name": "Second" }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = app.get("/api/v1/orgs", &a.token).await;
+    let list: Value = res.json().await.unwrap();
+    let names: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["TZ Co", "Second"]);
+}

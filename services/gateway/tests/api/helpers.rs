@@ -1,0 +1,241 @@
+//! `spawn_app()`: a gateway on a random port over a fresh database, created and migrated for the
+//! test and dropped after it, with one helper per endpoint.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use biz_core::db;
+use biz_core::settings::Settings;
+use gateway::startup::Application;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The PostgreSQL server tests create their databases on.
+pub fn pg_server() -> String {
+    std::env::var("TEST_PG_SERVER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub fn config_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config")
+}
+
+fn init_logs(settings: &Settings) {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            let _ = biz_core::telemetry::init("gateway-test", settings, &Default::default())
+                .map(std::mem::forget);
+        }
+    });
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: db::Pool,
+    pub db_name: String,
+    pub db_url: String,
+}
+
+/// Settings for a test: the test profile plus `overrides` (variable → value).
+pub fn test_settings(db_url: &str, overrides: &[(&str, &str)]) -> Settings {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("BIZ_ENV".into(), "test".into()),
+        ("DATABASE_URL".into(), db_url.into()),
+        ("BIZ__GATEWAY__ADDR".into(), "127.0.0.1:0".into()),
+    ]);
+    if let Ok(r) = std::env::var("REDIS_URL") {
+        vars.insert("REDIS_URL".into(), r);
+    }
+    for (k, v) in overrides {
+        vars.insert((*k).into(), (*v).into());
+    }
+    Settings::load_from(&config_dir(), &vars)
+        .expect("test settings load")
+        .0
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    biz_core::install_crypto_provider();
+    let db_name = format!("bi_test_{}", Uuid::new_v4().simple());
+    let db_url = format!("{}/{db_name}", pg_server());
+    let settings = test_settings(&db_url, overrides);
+    init_logs(&settings);
+    db::create_database_if_missing(&db_url)
+        .await
+        .expect("create test database");
+    let pool = db::pool(&settings.database).expect("pool");
+    db::run_migrations(&pool)
+        .await
+        .expect("migrate test database");
+    let app = Application::build(settings).expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        pool,
+        db_name,
+        db_url,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let name = self.db_name.clone();
+        // Drop runs inside the test's runtime; do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+                if let Ok(mut c) =
+                    AsyncPgConnection::establish(&format!("{}/postgres", pg_server())).await
+                {
+                    let _ = diesel::sql_query(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    ))
+                    .execute(&mut c)
+                    .await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+/// A signed-up user with their first organisation.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub token: String,
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub email: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut r = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn signup_raw(&self, body: Value) -> Response {
+        self.request(Method::POST, "/api/v1/auth/signup", None, Some(body))
+            .await
+    }
+
+    pub async fn signup(&self, email: &str, org: &str) -> Account {
+        let res = self
+            .signup_raw(json!({ "email": email, "password": PASSWORD, "name": "Test Person", "organization_name": org }))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let body: Value = res.json().await.unwrap();
+        Account {
+            token: body["token"].as_str().unwrap().to_owned(),
+            user_id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
+            org_id: body["organization"]["id"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+            email: email.to_owned(),
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.request(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "email": email, "password": password })),
+        )
+        .await
+    }
+
+    /// Invites `email` into `org_id` with `role` and has `invitee` accept; returns nothing, asserts.
+    pub async fn add_member(&self, admin: &Account, org_id: Uuid, invitee: &Account, role: &str) {
+        let res = self
+            .post(
+                &format!("/api/v1/orgs/{org_id}/invitations"),
+                &admin.token,
+                json!({ "email": invitee.email, "role": role }),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let inv: Value = res.json().await.unwrap();
+        let res = self
+            .post(
+                "/api/v1/invitations/accept",
+                &invitee.token,
+                json!({ "token": inv["token"] }),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+}
+
+/// Asserts the contract's error body and returns its code.
+pub async fn error_code(res: Response, status: StatusCode) -> String {
+    assert_eq!(res.status(), status, "unexpected status");
+    let header_id = res
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .expect("x-request-id header");
+    let body: Value = res.json().await.expect("JSON error body");
+    let err = &body["error"];
+    assert_eq!(
+        err["request_id"].as_str(),
+        Some(header_id.as_str()),
+        "body and header request ids differ"
+    );
+    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()));
+    err["code"].as_str().expect("error code").to_owned()
+}

@@ -1,0 +1,9 @@
+//! The gateway's HTTP tests: one binary of modules, each test on its own database.
+
+mod accounts;
+mod dump;
+mod errors;
+mod health;
+mod helpers;
+mod isolation;
+mod team;
