@@ -14,4 +14,4 @@ if ! command -v diesel >/dev/null || ! diesel --version | grep -q "$DIESEL_CLI_V
   log "installing diesel_cli $DIESEL_CLI_VERSION (postgres only)"
   cargo install diesel_cli --version "$DIESEL_CLI_VERSION" --no-default-features --features postgres --locked --quiet
 fi
-log "diesel_cli $(diesel --version | head -n1)"
+log "diesel_cli $(diesel --version | tr -s " \n" " ")"

@@ -46,7 +46,7 @@ done
 # The demo login: created on first run, reused after.
 demo_email="demo@bizinsights.local"
 demo_password="demo-password-2026"
-if ! curl -fsS -o /dev/null -X POST "$url/api/v1/auth/login" -H 'content-type: application/json' \
+if ! curl -fs -o /dev/null -X POST "$url/api/v1/auth/login" -H 'content-type: application/json' \
      -d "{\"email\":\"$demo_email\",\"password\":\"$demo_password\"}"; then
   curl -fsS -o /dev/null -X POST "$url/api/v1/auth/signup" -H 'content-type: application/json' \
     -d "{\"email\":\"$demo_email\",\"password\":\"$demo_password\",\"name\":\"Demo\",\"organization_name\":\"Demo Shop\"}" \
