@@ -3,6 +3,7 @@
 //! - [`settings`]: the one typed settings struct.
 //! - [`telemetry`]: logging and tracing set-up.
 //! - [`db`]: PostgreSQL pool, migrations, schema and queries.
+//! - [`jobs`]: job types and the queue producer.
 //! - [`cache`]: Redis connections.
 //! - [`crypto`]: the credential envelope, webhook/OAuth verifiers, tokens, passwords.
 //! - [`readiness`]: the dependency check behind `/readyz`.
@@ -10,6 +11,7 @@
 pub mod cache;
 pub mod crypto;
 pub mod db;
+pub mod jobs;
 pub mod readiness;
 pub mod settings;
 pub mod telemetry;

@@ -64,6 +64,7 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub telemetry: TelemetrySettings,
     pub providers: ProviderSettings,
+    pub jobs: JobSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +90,46 @@ pub struct GatewaySettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerSettings {
     pub addr: String,
+}
+
+/// The job pipeline: queue behaviour, retries, crash recovery and schedules. Durations are in
+/// seconds unless the name says otherwise. See docs/JOBS.md.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobSettings {
+    /// Jobs one sync-worker process runs at once.
+    pub sync_concurrency: usize,
+    pub webhook_concurrency: usize,
+    pub report_concurrency: usize,
+    pub alert_concurrency: usize,
+    pub email_concurrency: usize,
+    /// A job still running after this is cancelled (its run is retried from its checkpoint).
+    pub job_timeout_seconds: u64,
+    /// Attempts per sync run before it ends `failed`.
+    pub max_attempts: i32,
+    /// Exponential backoff: base × 2^(attempt−1), capped, with full jitter.
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Longest provider `Retry-After` waited inside a job; longer ones reschedule the run.
+    pub max_inline_retry_after_seconds: u64,
+    /// A running run's lease; its worker renews it every third of this. A lapsed lease means the
+    /// worker died, and the sweeper hands the run to another worker.
+    pub lease_seconds: u64,
+    /// How often each worker's sweeper looks for stalled runs.
+    pub sweep_interval_seconds: u64,
+    /// A queued run not taken within this is pushed to the queue again (it was lost in Redis).
+    pub requeue_after_seconds: u64,
+    /// apalis worker heartbeat, and how many may be missed before a worker's in-flight jobs
+    /// are re-queued by another worker.
+    pub heartbeat_seconds: u64,
+    pub missed_heartbeats: usize,
+    /// On SIGTERM, how long in-flight jobs get to finish or hand back their run.
+    pub shutdown_grace_seconds: u64,
+    /// How often the scheduler looks for due integrations and alert ticks.
+    pub scheduler_tick_seconds: u64,
+    /// Default interval between scheduled incremental syncs of one integration.
+    pub default_sync_interval_seconds: i32,
+    /// Alert rules are evaluated once per this period, by one replica.
+    pub alert_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -217,6 +258,33 @@ impl Settings {
                 key: "database.pool_size",
                 reason: "must be at least 1".into(),
             });
+        }
+        let j = &self.jobs;
+        for (key, value) in [
+            ("jobs.sync_concurrency", j.sync_concurrency as u64),
+            ("jobs.webhook_concurrency", j.webhook_concurrency as u64),
+            ("jobs.report_concurrency", j.report_concurrency as u64),
+            ("jobs.alert_concurrency", j.alert_concurrency as u64),
+            ("jobs.email_concurrency", j.email_concurrency as u64),
+            ("jobs.max_attempts", j.max_attempts.max(0) as u64),
+            ("jobs.lease_seconds", j.lease_seconds),
+            ("jobs.heartbeat_seconds", j.heartbeat_seconds),
+            ("jobs.missed_heartbeats", j.missed_heartbeats as u64),
+            ("jobs.sweep_interval_seconds", j.sweep_interval_seconds),
+            ("jobs.scheduler_tick_seconds", j.scheduler_tick_seconds),
+            ("jobs.alert_interval_seconds", j.alert_interval_seconds),
+            ("jobs.job_timeout_seconds", j.job_timeout_seconds),
+            (
+                "jobs.default_sync_interval_seconds",
+                j.default_sync_interval_seconds.max(0) as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(SettingsError::Invalid {
+                    key,
+                    reason: "must be at least 1".into(),
+                });
+            }
         }
         if self.security.pbkdf2_iterations < 1000 {
             return Err(SettingsError::Invalid {

@@ -33,6 +33,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    integrations (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        provider -> Text,
+        status -> Text,
+        display_name -> Text,
+        external_account_id -> Nullable<Text>,
+        credentials -> Nullable<Text>,
+        settings -> Jsonb,
+        sync_interval_seconds -> Int4,
+        next_sync_at -> Nullable<Timestamptz>,
+        last_synced_at -> Nullable<Timestamptz>,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     invitations (id) {
         id -> Uuid,
         organization_id -> Uuid,
@@ -69,6 +88,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    scheduler_ticks (job, slot) {
+        job -> Text,
+        slot -> Timestamptz,
+        claimed_by -> Text,
+        claimed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -79,6 +107,47 @@ diesel::table! {
         revoked_at -> Nullable<Timestamptz>,
         ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    stripe_customers (integration_id, stripe_id) {
+        organization_id -> Uuid,
+        integration_id -> Uuid,
+        stripe_id -> Text,
+        email -> Nullable<Text>,
+        name -> Nullable<Text>,
+        currency -> Nullable<Text>,
+        delinquent -> Bool,
+        created -> Timestamptz,
+        deleted -> Bool,
+        raw -> Jsonb,
+        synced_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sync_runs (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        integration_id -> Uuid,
+        mode -> Text,
+        trigger -> Text,
+        status -> Text,
+        progress -> Jsonb,
+        checkpoint -> Jsonb,
+        attempts -> Int4,
+        max_attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        enqueued_at -> Nullable<Timestamptz>,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        error_code -> Nullable<Text>,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -96,17 +165,27 @@ diesel::table! {
 
 diesel::joinable!(api_keys -> organizations (organization_id));
 diesel::joinable!(api_keys -> users (created_by));
+diesel::joinable!(integrations -> organizations (organization_id));
+diesel::joinable!(integrations -> users (created_by));
 diesel::joinable!(invitations -> organizations (organization_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(stripe_customers -> integrations (integration_id));
+diesel::joinable!(stripe_customers -> organizations (organization_id));
+diesel::joinable!(sync_runs -> integrations (integration_id));
+diesel::joinable!(sync_runs -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_log,
+    integrations,
     invitations,
     memberships,
     organizations,
+    scheduler_ticks,
     sessions,
+    stripe_customers,
+    sync_runs,
     users,
 );
