@@ -4,7 +4,11 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod integrations;
+pub mod scheduler;
 pub mod schema;
+pub mod stripe;
+pub mod sync_runs;
 
 use std::time::Duration;
 

@@ -1,0 +1,181 @@
+//! Stripe's REST API: list endpoints paged with `limit` and `starting_after`, errors read from
+//! `{error: {type, code, message}}` and sorted as Stripe's error-handling guide says (429 and
+//! `lock_timeout` 409s are retried; `Stripe-Should-Retry` overrides when present).
+
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::{retry_after, ProviderError};
+
+/// The API version we read objects in; pinned so Stripe's upgrades do not change field shapes
+/// under us.
+pub const API_VERSION: &str = "2024-06-20";
+
+/// Stripe's maximum page size.
+pub const PAGE_LIMIT: u32 = 100;
+
+#[derive(Clone)]
+pub struct StripeClient {
+    http: reqwest::Client,
+    base: String,
+    key: SecretString,
+}
+
+impl std::fmt::Debug for StripeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One page of a list endpoint.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub data: Vec<Value>,
+    pub has_more: bool,
+}
+
+impl Page {
+    /// The id to pass as `starting_after` for the next page.
+    pub fn last_id(&self) -> Option<&str> {
+        self.data.last().and_then(|o| o["id"].as_str())
+    }
+}
+
+impl StripeClient {
+    /// `base` is `BIZ__PROVIDERS__STRIPE_API_BASE` (no trailing `/v1`).
+    pub fn new(http: reqwest::Client, base: &str, key: SecretString) -> Self {
+        StripeClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            key,
+        }
+    }
+
+    /// One page of `/v1/{resource}`, newest first, after `starting_after`.
+    #[tracing::instrument(skip(self, extra), fields(provider = "stripe"))]
+    pub async fn list(
+        &self,
+        resource: &str,
+        starting_after: Option<&str>,
+        extra: &[(&str, String)],
+    ) -> Result<Page, ProviderError> {
+        let mut query: Vec<(&str, String)> = vec![("limit", PAGE_LIMIT.to_string())];
+        if let Some(after) = starting_after {
+            query.push(("starting_after", after.to_owned()));
+        }
+        query.extend(extra.iter().cloned());
+        let body = self.get(&format!("/v1/{resource}"), &query).await?;
+        let data = match body.get("data") {
+            Some(Value::Array(items)) => items.clone(),
+            _ => return Err(ProviderError::Transient("a list without `data`".into())),
+        };
+        Ok(Page {
+            data,
+            has_more: body["has_more"].as_bool().unwrap_or(false),
+        })
+    }
+
+    /// One cheap authenticated call: proves the key works and can read customers.
+    pub async fn check_credentials(&self) -> Result<(), ProviderError> {
+        self.get("/v1/customers", &[("limit", "1".to_owned())])
+            .await
+            .map(|_| ())
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ProviderError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(self.key.expose_secret())
+            .header("Stripe-Version", API_VERSION)
+            .query(query)
+            .send()
+            .await
+            .map_err(ProviderError::from_transport)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(ProviderError::from_transport)?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|_| ProviderError::Transient("sent a body that is not JSON".into()));
+        }
+        Err(classify(status, &headers, &bytes))
+    }
+}
+
+fn classify(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> ProviderError {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let error = &parsed["error"];
+    let message = error["message"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+    let code = error["code"].as_str().unwrap_or_default();
+    let should_retry = headers
+        .get("Stripe-Should-Retry")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v == "true");
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Unauthorized(message),
+        StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited {
+            retry_after: retry_after(headers),
+        },
+        _ if should_retry == Some(false) => ProviderError::Rejected {
+            status: status.as_u16(),
+            message,
+        },
+        _ if status.is_server_error() || should_retry == Some(true) || code == "lock_timeout" => {
+            ProviderError::Transient(message)
+        }
+        _ => ProviderError::Rejected {
+            status: status.as_u16(),
+            message,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn stripe_errors_are_sorted_as_stripe_documents() {
+        let none = HeaderMap::new();
+        let body = br#"{"error":{"type":"invalid_request_error","message":"Invalid API Key provided: sk_test_****1234"}}"#;
+        assert!(
+            matches!(classify(StatusCode::UNAUTHORIZED, &none, body), ProviderError::Unauthorized(m) if m.contains("****1234"))
+        );
+        let mut retry = HeaderMap::new();
+        retry.insert("Retry-After", HeaderValue::from_static("3"));
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, &retry, b"{}"),
+            ProviderError::RateLimited { retry_after: Some(d) } if d.as_secs() == 3
+        ));
+        assert!(matches!(
+            classify(StatusCode::INTERNAL_SERVER_ERROR, &none, b"oops"),
+            ProviderError::Transient(_)
+        ));
+        let lock =
+            br#"{"error":{"type":"invalid_request_error","code":"lock_timeout","message":"busy"}}"#;
+        assert!(classify(StatusCode::CONFLICT, &none, lock).is_retryable());
+        let missing = br#"{"error":{"type":"invalid_request_error","code":"resource_missing","message":"No such customer: 'cus_x'"}}"#;
+        assert!(matches!(
+            classify(StatusCode::BAD_REQUEST, &none, missing),
+            ProviderError::Rejected { status: 400, .. }
+        ));
+        let mut no = HeaderMap::new();
+        no.insert("Stripe-Should-Retry", HeaderValue::from_static("false"));
+        assert!(!classify(StatusCode::INTERNAL_SERVER_ERROR, &no, b"{}").is_retryable());
+    }
+}
