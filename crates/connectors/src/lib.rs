@@ -9,6 +9,9 @@ use std::time::Duration;
 
 pub use error::{retry_after, ProviderError};
 
+/// The HTTP client type provider clients are built on.
+pub type HttpClient = reqwest::Client;
+
 /// The HTTP client every provider call goes through: bounded connect and total timeouts, so a
 /// provider that hangs fails the attempt instead of holding a worker.
 pub fn http_client(timeout: Duration) -> reqwest::Client {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
+use biz_core::jobs::{JobMetrics, Producer};
 use biz_core::{db, readiness};
 
 #[derive(Clone)]
@@ -12,6 +13,8 @@ pub struct OpsState {
     pub service: &'static str,
     pub pool: db::Pool,
     pub redis: redis::Client,
+    pub producer: Producer,
+    pub metrics: JobMetrics,
 }
 
 async fn healthz() -> HttpResponse {
@@ -33,13 +36,10 @@ async fn readyz(state: web::Data<OpsState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<OpsState>) -> HttpResponse {
-    // The job counters arrive with the job pipeline; until then the process reports it is up.
+    let body = state.metrics.render(state.service, &state.producer).await;
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(format!(
-            "# HELP biz_worker_up Whether the worker process is running.\n# TYPE biz_worker_up gauge\nbiz_worker_up{{service=\"{}\"}} 1\n",
-            state.service
-        ))
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(body)
 }
 
 pub fn serve(listener: TcpListener, state: OpsState) -> std::io::Result<Server> {

@@ -173,11 +173,12 @@ pub async fn status_counts(
         .await?)
 }
 
-/// Records that the run's job was pushed to Redis just now.
+/// Records that the run's job was pushed to Redis, to become due at `due` (now, or after a
+/// delay). The sweeper measures "not taken in time" from then.
 #[tracing::instrument(skip(conn))]
-pub async fn mark_enqueued(conn: &mut Conn, id: Uuid) -> Result<(), DbError> {
+pub async fn mark_enqueued(conn: &mut Conn, id: Uuid, due: DateTime<Utc>) -> Result<(), DbError> {
     diesel::update(sync_runs::table.find(id))
-        .set(sync_runs::enqueued_at.eq(Utc::now()))
+        .set(sync_runs::enqueued_at.eq(due))
         .execute(conn)
         .await?;
     Ok(())
@@ -313,6 +314,16 @@ pub async fn finish(
     .execute(conn)
     .await?;
     Ok(n == 1)
+}
+
+/// Forgets a claimed enqueue that did not happen (Redis was away), so the next sweep retries.
+#[tracing::instrument(skip(conn))]
+pub async fn clear_enqueued(conn: &mut Conn, id: Uuid) -> Result<(), DbError> {
+    diesel::update(sync_runs::table.find(id))
+        .set(sync_runs::enqueued_at.eq(None::<DateTime<Utc>>))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A run whose job must be (re)pushed.

@@ -1,4 +1,4 @@
-//! Retry delays: exponential with full jitter, or what the provider asked for.
+//! Retry delays: exponential with jitter, or what the provider asked for.
 
 use std::time::Duration;
 
@@ -8,8 +8,8 @@ pub struct Backoff {
     pub max: Duration,
 }
 
-/// The delay before attempt `attempt + 1`, after `attempt` failures (1-based). Full jitter
-/// (a uniform pick in `[cap/2, cap]`) keeps retries of many runs from arriving together while
+/// The delay before attempt `attempt + 1`, after `attempt` failures (1-based). Jitter (a
+/// uniform pick in `[cap/2, cap]`, "equal jitter") keeps retries of many runs from arriving together while
 /// still growing. A provider's `Retry-After` wins when it asks for longer.
 pub fn backoff_delay(
     policy: Backoff,

@@ -10,6 +10,7 @@
 mod backoff;
 mod evaluate_alerts;
 mod generate_report;
+mod metrics;
 mod process_webhook_event;
 mod queue;
 mod send_email;
@@ -18,6 +19,7 @@ mod sync_integration;
 pub use backoff::{backoff_delay, Backoff};
 pub use evaluate_alerts::EvaluateAlerts;
 pub use generate_report::GenerateReport;
+pub use metrics::JobMetrics;
 pub use process_webhook_event::ProcessWebhookEvent;
 pub use queue::{queue_config, redis_connection, Producer, QueueError, RedisConn};
 pub use send_email::SendEmail;
