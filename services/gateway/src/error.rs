@@ -39,6 +39,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("a dependency is unavailable")]
     Unavailable(String),
+    /// A provider or the queue did not answer; the message says which and what to do.
+    #[error("{message}")]
+    Dependency { code: &'static str, message: String },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -112,6 +115,10 @@ impl ApiError {
             ApiError::PayloadTooLarge => ApiError::PayloadTooLarge,
             ApiError::UnsupportedMediaType => ApiError::UnsupportedMediaType,
             ApiError::Unavailable(r) => ApiError::Unavailable(r.clone()),
+            ApiError::Dependency { code, message } => ApiError::Dependency {
+                code,
+                message: message.clone(),
+            },
             ApiError::Internal(e) => ApiError::Internal(anyhow::anyhow!("{e:#}")),
         }
     }
@@ -122,7 +129,8 @@ impl ApiError {
             | ApiError::Validation { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. }
-            | ApiError::Gone { code, .. } => code,
+            | ApiError::Gone { code, .. }
+            | ApiError::Dependency { code, .. } => code,
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::NotFound => "not_found",
@@ -171,7 +179,9 @@ impl ResponseError for ApiError {
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Dependency { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -42,3 +42,19 @@ pub fn query_config() -> web::QueryConfig {
 pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
+
+/// A JSON body that may be left out entirely (`POST …/sync` with no body). actix' own
+/// `Option<Json<T>>` turns a bad body into `None`, silently ignoring it; this answers a bad body
+/// with the same 400/422 as a required one.
+pub fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body).map(Some).map_err(|e| {
+        if e.is_data() {
+            ApiError::validation("invalid_body", e.to_string())
+        } else {
+            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+        }
+    })
+}

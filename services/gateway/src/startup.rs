@@ -8,7 +8,7 @@ use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpServer};
 use biz_core::crypto::KeyRing;
 use biz_core::settings::Settings;
-use biz_core::{cache, db};
+use biz_core::{cache, db, jobs};
 use utoipa_actix_web::{scope, AppExt};
 
 use crate::state::AppState;
@@ -29,9 +29,14 @@ impl Application {
             &settings.security.encryption_key,
             settings.security.pbkdf2_iterations,
         );
+        let queue = jobs::redis_connection(&settings.redis)?;
+        let producer = jobs::Producer::new(queue, &settings.redis, &settings.jobs);
         let listener = TcpListener::bind(&settings.gateway.addr)?;
         let port = listener.local_addr()?.port();
         let state = AppState {
+            producer,
+            metrics: jobs::JobMetrics::default(),
+            http: connectors::http_client(std::time::Duration::from_secs(20)),
             settings: Arc::new(settings),
             pool,
             redis,

@@ -368,3 +368,21 @@ pub async fn claim_stalled(
     .load(conn)
     .await?)
 }
+
+/// An organisation's runs in any of `statuses`, newest first.
+#[tracing::instrument(skip(conn))]
+pub async fn list_for_org(
+    conn: &mut Conn,
+    organization_id: Uuid,
+    statuses: &[&str],
+    limit: i64,
+) -> Result<Vec<SyncRun>, DbError> {
+    Ok(sync_runs::table
+        .filter(sync_runs::organization_id.eq(organization_id))
+        .filter(sync_runs::status.eq_any(statuses))
+        .order((sync_runs::created_at.desc(), sync_runs::id.desc()))
+        .limit(limit)
+        .select(SyncRun::as_select())
+        .load(conn)
+        .await?)
+}

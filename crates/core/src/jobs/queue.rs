@@ -84,18 +84,31 @@ impl Producer {
         result.map_err(|e| QueueError::Push(e.to_string()))
     }
 
-    /// Jobs waiting in a queue (ready now) and scheduled for later.
+    /// Jobs waiting in a queue: ready now, and scheduled for later. apalis-redis puts every
+    /// push into its scheduled set (score: due time in Unix seconds) and promotes due ones to
+    /// the active list when a worker fetches, so "ready" counts both the list and the due part
+    /// of the set.
     pub async fn depth(&self, job_name: &str) -> Result<(u64, u64), QueueError> {
         let queue = format!("{}:q:{job_name}", self.redis.key_prefix);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         let mut conn = self.conn.clone();
-        let (active, scheduled): (u64, u64) = redis::pipe()
+        let (active, due, later): (u64, u64, u64) = redis::pipe()
             .cmd("LLEN")
             .arg(format!("{queue}:active"))
-            .cmd("ZCARD")
+            .cmd("ZCOUNT")
             .arg(format!("{queue}:scheduled"))
+            .arg("-inf")
+            .arg(now)
+            .cmd("ZCOUNT")
+            .arg(format!("{queue}:scheduled"))
+            .arg(format!("({now}"))
+            .arg("+inf")
             .query_async(&mut conn)
             .await
             .map_err(|e| QueueError::Push(e.to_string()))?;
-        Ok((active, scheduled))
+        Ok((active + due, later))
     }
 }

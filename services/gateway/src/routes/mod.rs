@@ -5,7 +5,9 @@ pub mod api_keys;
 pub mod audit_log;
 pub mod auth;
 pub mod health;
+pub mod integrations;
 pub mod invitations;
+pub mod jobs;
 pub mod members;
 pub mod organizations;
 
@@ -19,6 +21,8 @@ pub fn api_v1(cfg: &mut ServiceConfig) {
     invitations::configure(cfg);
     api_keys::configure(cfg);
     audit_log::configure(cfg);
+    integrations::configure(cfg);
+    jobs::configure(cfg);
 }
 
 /// A list response: `{"data": [...], "next_cursor": ...}`.

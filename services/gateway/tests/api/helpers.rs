@@ -33,6 +33,8 @@ fn init_logs(settings: &Settings) {
 
 pub struct TestApp {
     pub address: String,
+    /// This test's provider simulator.
+    pub sim: String,
     pub client: reqwest::Client,
     pub pool: db::Pool,
     pub db_name: String,
@@ -65,7 +67,15 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     biz_core::install_crypto_provider();
     let db_name = format!("bi_test_{}", Uuid::new_v4().simple());
     let db_url = format!("{}/{db_name}", pg_server());
-    let settings = test_settings(&db_url, overrides);
+    let sim = provider_sim::spawn(42).expect("start the provider simulator");
+    // Each test gets its own simulator and its own Redis key prefix (so its own queues).
+    let prefix = format!("bt{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let mut all: Vec<(&str, &str)> = vec![
+        ("BIZ__PROVIDERS__STRIPE_API_BASE", &sim),
+        ("BIZ__REDIS__KEY_PREFIX", &prefix),
+    ];
+    all.extend_from_slice(overrides);
+    let settings = test_settings(&db_url, &all);
     init_logs(&settings);
     db::create_database_if_missing(&db_url)
         .await
@@ -79,6 +89,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     tokio::spawn(app.run());
     TestApp {
         address,
+        sim,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -118,7 +118,26 @@ async fn every_org_scoped_route_is_404_for_another_organisation() {
         .unwrap();
     let mallory_key = mallory_key["key"].as_str().unwrap().to_owned();
 
+    let connected: Value = app
+        .post(
+            &format!("/api/v1/orgs/{}/integrations", alice.org_id),
+            &alice.token,
+            json!({ "provider": "stripe", "credentials": { "api_key": "sk_test_isolation_0000000001" } }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+
     let a_resources = [
+        (
+            "integration_id",
+            connected["id"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "sync_run_id",
+            connected["sync_run_id"].as_str().unwrap().to_owned(),
+        ),
         ("user_id", bob.user_id.to_string()),
         ("invitation_id", inv["id"].as_str().unwrap().to_owned()),
         ("key_id", key["id"].as_str().unwrap().to_owned()),
@@ -232,7 +251,9 @@ async fn unauthenticated_calls_to_org_routes_are_401() {
                 .replace("{org_id}", &alice.org_id.to_string())
                 .replace("{user_id}", &alice.user_id.to_string())
                 .replace("{invitation_id}", &uuid::Uuid::new_v4().to_string())
-                .replace("{key_id}", &uuid::Uuid::new_v4().to_string());
+                .replace("{key_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{integration_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{sync_run_id}", &uuid::Uuid::new_v4().to_string());
             let res = app
                 .request(method.clone(), &url, None, Some(json!({})))
                 .await;

@@ -5,5 +5,6 @@ mod dump;
 mod errors;
 mod health;
 mod helpers;
+mod integrations;
 mod isolation;
 mod team;
