@@ -15,6 +15,11 @@ pub async fn tick(ctx: Arc<SyncContext>) -> anyhow::Result<()> {
     let mut conn = db::conn(&ctx.pool).await?;
     let due = integrations::claim_due(&mut conn, 100).await?;
     for integration in due {
+        tracing::info!(
+            integration.id = %integration.id,
+            slot = %integration.slot.to_rfc3339(),
+            "scheduled sync claimed"
+        );
         let (run, created) = sync_runs::create_or_existing(
             &mut conn,
             integration.organization_id,

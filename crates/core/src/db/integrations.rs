@@ -132,6 +132,9 @@ pub struct Due {
     pub id: Uuid,
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     pub organization_id: Uuid,
+    /// The `next_sync_at` that was due: identifies the tick that was claimed.
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub slot: DateTime<Utc>,
 }
 
 /// Claims up to `limit` active integrations whose next sync is due and moves their next sync one
@@ -140,16 +143,18 @@ pub struct Due {
 #[tracing::instrument(skip(conn))]
 pub async fn claim_due(conn: &mut Conn, limit: i64) -> Result<Vec<Due>, DbError> {
     Ok(diesel::sql_query(
-        "UPDATE integrations i
-            SET next_sync_at = now() + make_interval(secs => i.sync_interval_seconds),
-                updated_at = now()
-          WHERE i.id IN (
-                SELECT id FROM integrations
+        "WITH due AS (
+                SELECT id, next_sync_at AS slot FROM integrations
                  WHERE status = 'active' AND credentials IS NOT NULL AND next_sync_at <= now()
                  ORDER BY next_sync_at
                  LIMIT $1
                    FOR UPDATE SKIP LOCKED)
-      RETURNING i.id, i.organization_id",
+         UPDATE integrations i
+            SET next_sync_at = now() + make_interval(secs => i.sync_interval_seconds),
+                updated_at = now()
+           FROM due
+          WHERE i.id = due.id
+      RETURNING i.id, i.organization_id, due.slot",
     )
     .bind::<diesel::sql_types::BigInt, _>(limit)
     .load(conn)

@@ -1,0 +1,400 @@
+//! The pipeline harness: a fresh database, a provider simulator, an organisation with a Stripe
+//! integration, and real `sync-worker` processes started from the built binary, each with its
+//! own Redis key prefix per test so tests run in parallel.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use biz_core::crypto::KeyRing;
+use biz_core::db::{self, integrations, sync_runs};
+use biz_core::jobs::{Producer, SyncIntegration, SyncMode};
+use biz_core::settings::Settings;
+use chrono::Utc;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+pub const API_KEY: &str = "sk_test_51PipelineHarnessKey000001";
+const ENCRYPTION_KEY: &str = "pipeline-test-encryption-key-0123456789";
+
+pub fn pg_server() -> String {
+    std::env::var("TEST_PG_SERVER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn config_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config")
+}
+
+pub struct Harness {
+    pub db_name: String,
+    pub db_url: String,
+    pub pool: db::Pool,
+    pub sim: String,
+    pub prefix: String,
+    pub producer: Producer,
+    pub org_id: Uuid,
+    pub integration_id: Uuid,
+    http: reqwest::Client,
+    logs: PathBuf,
+}
+
+/// Worker settings for tests: short leases, heartbeats and backoff, so recovery takes seconds.
+pub const FAST: &[(&str, &str)] = &[
+    ("BIZ__JOBS__LEASE_SECONDS", "3"),
+    ("BIZ__JOBS__SWEEP_INTERVAL_SECONDS", "1"),
+    ("BIZ__JOBS__REQUEUE_AFTER_SECONDS", "5"),
+    ("BIZ__JOBS__HEARTBEAT_SECONDS", "1"),
+    ("BIZ__JOBS__MISSED_HEARTBEATS", "3"),
+    ("BIZ__JOBS__BACKOFF_BASE_MS", "300"),
+    ("BIZ__JOBS__BACKOFF_MAX_MS", "2000"),
+    ("BIZ__JOBS__SCHEDULER_TICK_SECONDS", "1"),
+    ("BIZ__JOBS__SHUTDOWN_GRACE_SECONDS", "10"),
+];
+
+impl Harness {
+    /// A fresh world whose Stripe account holds `customers` customers.
+    pub async fn new(customers: usize) -> Self {
+        biz_core::install_crypto_provider();
+        let db_name = format!("bi_test_{}", Uuid::new_v4().simple());
+        let db_url = format!("{}/{db_name}", pg_server());
+        let prefix = format!("pt{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let sim = provider_sim::spawn(42).expect("simulator");
+        let settings = settings(&db_url, &prefix, &sim);
+        db::create_database_if_missing(&db_url).await.unwrap();
+        let pool = db::pool(&settings.database).unwrap();
+        db::run_migrations(&pool).await.unwrap();
+        let conn = biz_core::jobs::redis_connection(&settings.redis).unwrap();
+        let producer = Producer::new(conn, &settings.redis, &settings.jobs);
+
+        let org_id = Uuid::new_v4();
+        let integration_id = Uuid::new_v4();
+        let keys = KeyRing::new("k1", &SecretString::from(ENCRYPTION_KEY.to_owned()), 1000);
+        let sealed = keys
+            .encrypt(
+                &json!({ "api_key": API_KEY }).to_string(),
+                &integrations::credentials_context(integration_id),
+            )
+            .unwrap();
+        {
+            let mut conn = db::conn(&pool).await.unwrap();
+            db::accounts::organizations::insert(&mut conn, org_id, "Pipeline Co")
+                .await
+                .unwrap();
+            integrations::insert(
+                &mut conn,
+                &integrations::NewIntegration {
+                    id: integration_id,
+                    organization_id: org_id,
+                    provider: "stripe",
+                    display_name: "Stripe",
+                    external_account_id: None,
+                    credentials: Some(&sealed),
+                    settings: &json!({}),
+                    sync_interval_seconds: 900,
+                    next_sync_at: None,
+                    created_by: None,
+                },
+            )
+            .await
+            .unwrap();
+        }
+        let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&db_name);
+        std::fs::create_dir_all(&logs).unwrap();
+        let h = Harness {
+            db_name,
+            db_url,
+            pool,
+            sim,
+            prefix,
+            producer,
+            org_id,
+            integration_id,
+            http: reqwest::Client::new(),
+            logs,
+        };
+        h.sim_config(json!({ "stripe": { "customers": customers } }))
+            .await;
+        h
+    }
+
+    /// Starts a `sync-worker` process with the fast test settings plus `extra`.
+    pub fn worker(&self, name: &str, extra: &[(&str, &str)]) -> WorkerProc {
+        let log = self.logs.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sync-worker"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BIZ_ENV", "test")
+            .env("BIZ_CONFIG_DIR", config_dir())
+            .env("DATABASE_URL", &self.db_url)
+            .env("REDIS_URL", redis_url())
+            .env("BIZ__REDIS__KEY_PREFIX", &self.prefix)
+            .env("BIZ__PROVIDERS__STRIPE_API_BASE", &self.sim)
+            .env("ENCRYPTION_KEY", ENCRYPTION_KEY)
+            .env("SESSION_SECRET", "pipeline-test-session-secret-0123456789")
+            .env("BIZ__TELEMETRY__LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .env("HOSTNAME", name);
+        for (k, v) in FAST.iter().chain(extra) {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .expect("start sync-worker");
+        WorkerProc { child, log }
+    }
+
+    /// A producer on another Redis (the outage test's own server).
+    pub fn producer_for(&self, redis_url: &str) -> Producer {
+        let mut settings = settings(&self.db_url, &self.prefix, &self.sim);
+        settings.redis.url = SecretString::from(redis_url.to_owned());
+        let conn = biz_core::jobs::redis_connection(&settings.redis).unwrap();
+        Producer::new(conn, &settings.redis, &settings.jobs)
+    }
+
+    /// Another Stripe integration in the same organisation, on the same account.
+    pub async fn add_integration(&self) -> Uuid {
+        let id = Uuid::new_v4();
+        let keys = KeyRing::new("k1", &SecretString::from(ENCRYPTION_KEY.to_owned()), 1000);
+        let sealed = keys
+            .encrypt(
+                &json!({ "api_key": API_KEY }).to_string(),
+                &integrations::credentials_context(id),
+            )
+            .unwrap();
+        let mut conn = db::conn(&self.pool).await.unwrap();
+        integrations::insert(
+            &mut conn,
+            &integrations::NewIntegration {
+                id,
+                organization_id: self.org_id,
+                provider: "stripe",
+                display_name: "Stripe 2",
+                external_account_id: None,
+                credentials: Some(&sealed),
+                settings: &json!({}),
+                sync_interval_seconds: 900,
+                next_sync_at: None,
+                created_by: None,
+            },
+        )
+        .await
+        .unwrap();
+        id
+    }
+
+    /// The gateway, in this process, on the same database, queues and simulator.
+    pub async fn gateway(&self) -> String {
+        let app =
+            gateway::startup::Application::build(settings(&self.db_url, &self.prefix, &self.sim))
+                .expect("gateway");
+        let url = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run());
+        url
+    }
+
+    pub async fn sim_config(&self, config: Value) {
+        let res = self
+            .http
+            .post(format!("{}/_sim/config", self.sim))
+            .json(&config)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.status().is_success(),
+            "sim config refused: {}",
+            res.text().await.unwrap()
+        );
+    }
+
+    /// The simulator's log of requests whose path starts with `prefix`.
+    pub async fn sim_requests(&self, prefix: &str) -> Vec<Value> {
+        let body: Value = self
+            .http
+            .get(format!("{}/_sim/requests?path_prefix={prefix}", self.sim))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["data"].as_array().unwrap().clone()
+    }
+
+    /// Queues a run as the gateway does: the row, then the job.
+    pub async fn start_run(&self, mode: SyncMode) -> Uuid {
+        let mut conn = db::conn(&self.pool).await.unwrap();
+        let (run, created) = sync_runs::create_or_existing(
+            &mut conn,
+            self.org_id,
+            self.integration_id,
+            mode.as_str(),
+            "manual",
+            5,
+        )
+        .await
+        .unwrap();
+        assert!(created);
+        self.producer
+            .push(SyncIntegration {
+                integration_id: self.integration_id,
+                mode,
+                sync_run_id: run.id,
+            })
+            .await
+            .unwrap();
+        sync_runs::mark_enqueued(&mut conn, run.id, Utc::now())
+            .await
+            .unwrap();
+        run.id
+    }
+
+    pub async fn run(&self, id: Uuid) -> sync_runs::SyncRun {
+        let mut conn = db::conn(&self.pool).await.unwrap();
+        sync_runs::find(&mut conn, self.org_id, id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Polls the run until `done` holds or `timeout` passes (then panics with the run).
+    pub async fn wait_for(
+        &self,
+        id: Uuid,
+        timeout: Duration,
+        done: impl Fn(&sync_runs::SyncRun) -> bool,
+    ) -> sync_runs::SyncRun {
+        let start = Instant::now();
+        loop {
+            let run = self.run(id).await;
+            if done(&run) {
+                return run;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting; run is {run:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn customer_ids(&self) -> Vec<String> {
+        let mut conn = db::conn(&self.pool).await.unwrap();
+        db::stripe::customer_ids(&mut conn, self.org_id, self.integration_id)
+            .await
+            .unwrap()
+    }
+
+    pub async fn sql(&self, query: &str) {
+        use diesel_async::RunQueryDsl;
+        let mut conn = db::conn(&self.pool).await.unwrap();
+        diesel::sql_query(query).execute(&mut conn).await.unwrap();
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let name = self.db_name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+                if let Ok(mut c) =
+                    AsyncPgConnection::establish(&format!("{}/postgres", pg_server())).await
+                {
+                    let _ = diesel::sql_query(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    ))
+                    .execute(&mut c)
+                    .await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+fn settings(db_url: &str, prefix: &str, sim: &str) -> Settings {
+    let vars = std::collections::HashMap::from([
+        ("ENCRYPTION_KEY".to_owned(), ENCRYPTION_KEY.to_owned()),
+        (
+            "SESSION_SECRET".to_owned(),
+            "pipeline-test-session-secret-0123456789".to_owned(),
+        ),
+        ("BIZ__GATEWAY__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("BIZ_ENV".to_owned(), "test".to_owned()),
+        ("DATABASE_URL".to_owned(), db_url.to_owned()),
+        ("REDIS_URL".to_owned(), redis_url()),
+        ("BIZ__REDIS__KEY_PREFIX".to_owned(), prefix.to_owned()),
+        ("BIZ__PROVIDERS__STRIPE_API_BASE".to_owned(), sim.to_owned()),
+    ]);
+    Settings::load_from(&config_dir(), &vars).unwrap().0
+}
+
+/// A worker process; killed (SIGKILL) when dropped if still running.
+pub struct WorkerProc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl WorkerProc {
+    pub fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; panics after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "worker did not exit; log: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The worker's JSON log lines.
+    pub fn log_lines(&self) -> Vec<Value> {
+        self.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for WorkerProc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.sigkill();
+        }
+    }
+}
