@@ -2,6 +2,7 @@
 //! connection), a unique worker id per process start, the ops HTTP port (`/healthz`, `/readyz`,
 //! `/metrics`), and the stop signal that every loop and job watches.
 
+mod consumer;
 mod ops;
 
 use std::net::TcpListener;
@@ -14,6 +15,7 @@ use biz_core::settings::Settings;
 use biz_core::{cache, db, telemetry};
 use tokio_util::sync::CancellationToken;
 
+pub use consumer::Consumer;
 pub use ops::OpsState;
 
 /// A started worker's shared handles.

@@ -3,7 +3,6 @@
 //! own Redis key prefix per test so tests run in parallel.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use biz_core::crypto::KeyRing;
@@ -13,25 +12,14 @@ use biz_core::settings::Settings;
 use chrono::Utc;
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use test_support::{config_dir, redis_url, Process, TestDb, ENCRYPTION_KEY};
 use uuid::Uuid;
 
 pub const API_KEY: &str = "sk_test_51PipelineHarnessKey000001";
-const ENCRYPTION_KEY: &str = "pipeline-test-encryption-key-0123456789";
-
-pub fn pg_server() -> String {
-    std::env::var("TEST_PG_SERVER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn config_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config")
-}
 
 pub struct Harness {
-    pub db_name: String,
+    /// Dropped with the harness, and the database with it.
+    _db: TestDb,
     pub db_url: String,
     pub pool: db::Pool,
     pub sim: String,
@@ -59,15 +47,12 @@ pub const FAST: &[(&str, &str)] = &[
 impl Harness {
     /// A fresh world whose Stripe account holds `customers` customers.
     pub async fn new(customers: usize) -> Self {
-        biz_core::install_crypto_provider();
-        let db_name = format!("bi_test_{}", Uuid::new_v4().simple());
-        let db_url = format!("{}/{db_name}", pg_server());
-        let prefix = format!("pt{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let db = TestDb::new().await;
+        let db_url = db.url.clone();
+        let prefix = test_support::key_prefix("pt");
         let sim = provider_sim::spawn(42).expect("simulator");
         let settings = settings(&db_url, &prefix, &sim);
-        db::create_database_if_missing(&db_url).await.unwrap();
         let pool = db::pool(&settings.database).unwrap();
-        db::run_migrations(&pool).await.unwrap();
         let conn = biz_core::jobs::redis_connection(&settings.redis).unwrap();
         let producer = Producer::new(conn, &settings.redis, &settings.jobs);
 
@@ -103,10 +88,9 @@ impl Harness {
             .await
             .unwrap();
         }
-        let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&db_name);
-        std::fs::create_dir_all(&logs).unwrap();
+        let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&db.name);
         let h = Harness {
-            db_name,
+            _db: db,
             db_url,
             pool,
             sim,
@@ -123,32 +107,19 @@ impl Harness {
     }
 
     /// Starts a `sync-worker` process with the fast test settings plus `extra`.
-    pub fn worker(&self, name: &str, extra: &[(&str, &str)]) -> WorkerProc {
-        let log = self.logs.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sync-worker"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("BIZ_ENV", "test")
-            .env("BIZ_CONFIG_DIR", config_dir())
-            .env("DATABASE_URL", &self.db_url)
-            .env("REDIS_URL", redis_url())
-            .env("BIZ__REDIS__KEY_PREFIX", &self.prefix)
-            .env("BIZ__PROVIDERS__STRIPE_API_BASE", &self.sim)
-            .env("ENCRYPTION_KEY", ENCRYPTION_KEY)
-            .env("SESSION_SECRET", "pipeline-test-session-secret-0123456789")
-            .env("BIZ__TELEMETRY__LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .env("HOSTNAME", name);
-        for (k, v) in FAST.iter().chain(extra) {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .expect("start sync-worker");
-        WorkerProc { child, log }
+    pub fn worker(&self, name: &str, extra: &[(&str, &str)]) -> Process {
+        let mut env: Vec<(String, String)> = vec![
+            ("DATABASE_URL".into(), self.db_url.clone()),
+            ("REDIS_URL".into(), redis_url()),
+            ("BIZ__REDIS__KEY_PREFIX".into(), self.prefix.clone()),
+            ("BIZ__PROVIDERS__STRIPE_API_BASE".into(), self.sim.clone()),
+        ];
+        env.extend(
+            FAST.iter()
+                .chain(extra)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        test_support::spawn(env!("CARGO_BIN_EXE_sync-worker"), name, &self.logs, &env)
     }
 
     /// A producer on another Redis (the outage test's own server).
@@ -300,31 +271,6 @@ impl Harness {
     }
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let name = self.db_name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-                if let Ok(mut c) =
-                    AsyncPgConnection::establish(&format!("{}/postgres", pg_server())).await
-                {
-                    let _ = diesel::sql_query(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    ))
-                    .execute(&mut c)
-                    .await;
-                }
-            })
-        })
-        .join();
-    }
-}
-
 fn settings(db_url: &str, prefix: &str, sim: &str) -> Settings {
     let vars = std::collections::HashMap::from([
         ("ENCRYPTION_KEY".to_owned(), ENCRYPTION_KEY.to_owned()),
@@ -340,61 +286,4 @@ fn settings(db_url: &str, prefix: &str, sim: &str) -> Settings {
         ("BIZ__PROVIDERS__STRIPE_API_BASE".to_owned(), sim.to_owned()),
     ]);
     Settings::load_from(&config_dir(), &vars).unwrap().0
-}
-
-/// A worker process; killed (SIGKILL) when dropped if still running.
-pub struct WorkerProc {
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl WorkerProc {
-    pub fn sigkill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit; panics after `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "worker did not exit; log: {}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The worker's JSON log lines.
-    pub fn log_lines(&self) -> Vec<Value> {
-        self.log_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
-
-impl Drop for WorkerProc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.sigkill();
-        }
-    }
 }
