@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make run`: builds, migrates, and runs the gateway and the three workers as one supervised
-# group. Each line of output is prefixed with its service. Ctrl-C (or any process exiting) stops
-# them all.
+# `make run`: builds, migrates, and runs the provider simulator, the gateway and the three
+# workers as one supervised group, then makes a demo organisation whose Stripe account is the
+# simulator's. Each line of output is prefixed with its service. Ctrl-C (or any process
+# exiting) stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,9 @@ export BIZ_ENV="${BIZ_ENV:-development}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bizinsights}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 addr="${BIZ__GATEWAY__ADDR:-127.0.0.1:8080}"
+sim_addr="${SIM_ADDR:-127.0.0.1:12111}"
+# Every provider base URL points at the simulator unless set otherwise.
+export BIZ__PROVIDERS__STRIPE_API_BASE="${BIZ__PROVIDERS__STRIPE_API_BASE:-http://$sim_addr}"
 url="http://$addr"
 bin=target/debug
 
@@ -33,6 +37,7 @@ start() {
   pids+=($!)
 }
 
+start provider-sim "$bin/provider-sim" --addr "$sim_addr"
 start gateway "$bin/gateway"
 start sync-worker "$bin/sync-worker"
 start report-worker "$bin/report-worker"
@@ -53,10 +58,25 @@ if ! curl -fs -o /dev/null -X POST "$url/api/v1/auth/login" -H 'content-type: ap
     || echo "run: could not create the demo login"
 fi
 
+# The demo organisation's Stripe account is the simulator's: connect it once.
+token=$(curl -fsS -X POST "$url/api/v1/auth/login" -H 'content-type: application/json' \
+  -d "{\"email\":\"$demo_email\",\"password\":\"$demo_password\"}" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+org=$(curl -fsS "$url/api/v1/orgs" -H "authorization: Bearer $token" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p' | head -n 1)
+if [ -n "$token" ] && [ -n "$org" ]; then
+  if ! curl -fsS "$url/api/v1/orgs/$org/integrations" -H "authorization: Bearer $token" | grep -q '"provider":"stripe"'; then
+    curl -fsS -o /dev/null -X POST "$url/api/v1/orgs/$org/integrations" -H "authorization: Bearer $token" \
+      -H 'content-type: application/json' \
+      -d '{"provider":"stripe","credentials":{"api_key":"sk_test_51DemoShopSimulatorKey0001"}}' \
+      && echo "run: demo Stripe account connected; its backfill is running" \
+      || echo "run: could not connect the demo Stripe account"
+  fi
+fi
+
 cat <<MSG
 
   BizInsights is running.
     Gateway:   $url   (readiness: $url/readyz, API: $url/api/v1/openapi.json)
+    Simulator: http://$sim_addr   (providers' APIs; control at /_sim/config)
     Demo login: $demo_email / $demo_password
   Ctrl-C stops everything.
 

@@ -10,10 +10,15 @@ use std::future::Future;
 use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
+use apalis_core::backend::ext::poll_strategy::{PollWith, Strategy};
 use apalis_redis::RedisStorage;
-use biz_core::jobs::{queue_config, Job};
+use biz_core::jobs::{queue_config, queue_name, wake_channel, Job};
 
 use crate::Runtime;
+
+/// How often an idle consumer looks at its queue without being woken: delayed jobs (retries
+/// with backoff) come due, and a wake-up lost in a reconnect is made up for.
+const POLL_FALLBACK: Duration = Duration::from_millis(500);
 
 /// How one queue is consumed.
 pub struct Consumer {
@@ -40,7 +45,16 @@ impl Consumer {
         for generation in 0u32.. {
             let config =
                 queue_config::<J>(&settings.redis, &settings.jobs).batch_size(self.batch_size);
-            let storage = RedisStorage::<J>::new(rt.queue.clone()).with_config(config);
+            // Woken by our producer's publish, and every `POLL_FALLBACK` regardless.
+            let wakeups = crate::wakeups::subscribe(
+                rt.redis.clone(),
+                wake_channel(&queue_name::<J>(&settings.redis.key_prefix)),
+                rt.shutdown.child_token(),
+            );
+            let storage = PollWith::new(
+                RedisStorage::<J>::new(rt.queue.clone()).with_config(config),
+                Strategy::new().stream(wakeups).interval(POLL_FALLBACK),
+            );
             let name = format!("{}-{}-g{generation}", rt.worker_id, self.label);
             let (data, handler, concurrency) = (data.clone(), handler.clone(), self.concurrency);
             let monitor = Monitor::new()

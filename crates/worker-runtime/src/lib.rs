@@ -4,6 +4,7 @@
 
 mod consumer;
 mod ops;
+mod wakeups;
 
 use std::net::TcpListener;
 use std::sync::Arc;

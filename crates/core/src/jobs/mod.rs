@@ -39,6 +39,12 @@ pub fn queue_name<J: Job>(key_prefix: &str) -> String {
     format!("{key_prefix}:q:{}", J::NAME)
 }
 
+/// The pub/sub channel a queue's consumers are woken on after a push (apalis-redis announces
+/// nothing itself; see worker-runtime's wakeups).
+pub fn wake_channel(queue: &str) -> String {
+    format!("{queue}:wake")
+}
+
 /// Every queue, for depth reporting.
 pub const ALL_JOBS: [&str; 5] = [
     SyncIntegration::NAME,

@@ -7,7 +7,7 @@ use apalis_redis::{Config, RedisStorage};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::ExposeSecret;
 
-use super::{queue_name, Job};
+use super::{queue_name, wake_channel, Job};
 use crate::settings::{JobSettings, RedisSettings};
 
 pub type RedisConn = ConnectionManager;
@@ -81,7 +81,18 @@ impl Producer {
                 .push_task(TaskBuilder::new(job).run_after(delay).build())
                 .await
         };
-        result.map_err(|e| QueueError::Push(e.to_string()))
+        result.map_err(|e| QueueError::Push(e.to_string()))?;
+        if delay.is_zero() {
+            // Wake idle consumers now. Best effort: they also look every half second.
+            let mut conn = self.conn.clone();
+            let channel = wake_channel(&queue_name::<J>(&self.redis.key_prefix));
+            let _: Result<i64, _> = redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(1)
+                .query_async(&mut conn)
+                .await;
+        }
+        Ok(())
     }
 
     /// Jobs waiting in a queue: ready now, and scheduled for later. apalis-redis puts every

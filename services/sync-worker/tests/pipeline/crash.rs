@@ -24,7 +24,7 @@ fn starting_after(request: &Value) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_uninterrupted_run_stores_every_customer_once() {
     let h = Harness::new(250).await;
-    let _w = h.worker("solo", &[]);
+    let w = h.worker("solo", &[]);
     let id = h.start_run(SyncMode::Full).await;
     let run = h
         .wait_for(id, Duration::from_secs(30), |r| r.status == "succeeded")
@@ -51,6 +51,26 @@ async fn an_uninterrupted_run_stores_every_customer_once() {
     h.wait_for(again, Duration::from_secs(30), |r| r.status == "succeeded")
         .await;
     assert_eq!(h.customer_ids().await, expected_ids(250));
+
+    // The worker's own /metrics counts both runs.
+    let port = w.events("worker started; ops endpoints on /healthz, /readyz, /metrics")[0]
+        ["ops.port"]
+        .as_u64()
+        .unwrap();
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"biz_jobs_started_total{service="sync-worker",job="sync_integration.v1"} 2"#,
+        r#"biz_jobs_succeeded_total{service="sync-worker",job="sync_integration.v1"} 2"#,
+        r#"biz_job_duration_seconds_count{service="sync-worker",job="sync_integration.v1"} 2"#,
+        r#"biz_queue_depth{service="sync-worker",job="sync_integration.v1",state="ready"} 0"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in:\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
