@@ -23,7 +23,8 @@ test-only:
 ## Benchmarks; figures are printed and written to target/bench/.
 bench: services
 	@mkdir -p target/bench
-	@echo "bench: no benchmarks yet (they arrive with the job pipeline)"
+	$(CARGO) build --release --quiet -p queue-bench
+	target/release/queue-bench
 
 migrate: services
 	$(CARGO) run --quiet --bin gateway -- migrate

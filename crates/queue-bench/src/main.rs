@@ -1,0 +1,41 @@
+//! `queue-bench`: measures the job pipeline with no-op jobs.
+//!
+//! - `queue-bench` (the driver) starts 1, then 2, `queue-bench worker` processes, pushes a burst
+//!   of jobs as fast as it can (throughput), then a paced stream (enqueue-to-start latency),
+//!   samples each worker's resident memory, and prints and writes the figures to
+//!   `target/bench/queue.json`.
+//! - `queue-bench worker` is a worker process like the real ones (same runtime, same consumer,
+//!   same apalis/Redis path) whose job does nothing but note how long it waited.
+
+mod driver;
+mod worker;
+
+use serde::{Deserialize, Serialize};
+
+/// The benchmark's job: which phase it belongs to and when it was pushed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Noop {
+    pub phase: u8,
+    /// Microseconds since the Unix epoch at push time.
+    pub enqueued_us: u64,
+}
+
+impl biz_core::jobs::Job for Noop {
+    const NAME: &'static str = "bench_noop.v1";
+}
+
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match std::env::args().nth(1).as_deref() {
+        Some("worker") => worker::run().await,
+        None => driver::run().await,
+        Some(other) => anyhow::bail!("unknown command `{other}`; use `queue-bench [worker]`"),
+    }
+}
