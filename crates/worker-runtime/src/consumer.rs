@@ -20,6 +20,9 @@ use crate::Runtime;
 /// with backoff) come due, and a wake-up lost in a reconnect is made up for.
 const POLL_FALLBACK: Duration = Duration::from_millis(500);
 
+/// How often finished jobs older than this are removed from Redis.
+const VACUUM_EVERY: Duration = Duration::from_secs(300);
+
 /// How one queue is consumed.
 pub struct Consumer {
     /// Short name for the worker and the logs (`sync`, `alerts`, …).
@@ -42,6 +45,24 @@ impl Consumer {
     {
         let settings = rt.settings.clone();
         let timeout = Duration::from_secs(settings.jobs.job_timeout_seconds);
+        let producer = rt.producer.clone();
+        tokio::spawn(crate::every(
+            "queue-vacuum",
+            VACUUM_EVERY,
+            rt.shutdown.clone(),
+            move || {
+                let producer = producer.clone();
+                async move {
+                    let removed = producer.vacuum::<J>(VACUUM_EVERY).await?;
+                    tracing::debug!(
+                        queue = J::NAME,
+                        removed,
+                        "finished jobs vacuumed from Redis"
+                    );
+                    Ok(())
+                }
+            },
+        ));
         for generation in 0u32.. {
             let config =
                 queue_config::<J>(&settings.redis, &settings.jobs).batch_size(self.batch_size);

@@ -95,6 +95,33 @@ impl Producer {
         Ok(())
     }
 
+    /// Forgets finished jobs older than `older_than`. apalis-redis keeps every job's payload,
+    /// metadata and id after it ran (about half a kilobyte each) and never deletes them itself;
+    /// our record of what ran is PostgreSQL, so workers call this every few minutes.
+    pub async fn vacuum<J: Job>(&self, older_than: Duration) -> Result<usize, QueueError> {
+        use apalis_core::backend::Vacuum;
+        let mut storage = self.storage::<J>();
+        let removed = storage
+            .vacuum_before(older_than)
+            .await
+            .map_err(|e| QueueError::Push(e.to_string()))?;
+        // The done and dead sets hold bare ids that nothing of ours reads; keep them bounded.
+        let queue = queue_name::<J>(&self.redis.key_prefix);
+        let mut conn = self.conn.clone();
+        for set in ["done", "dead"] {
+            let key = format!("{queue}:{set}");
+            let size: u64 = redis::cmd("SCARD")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| QueueError::Push(e.to_string()))?;
+            if size > 10_000 {
+                let _: Result<i64, _> = redis::cmd("UNLINK").arg(&key).query_async(&mut conn).await;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Jobs waiting in a queue: ready now, and scheduled for later. apalis-redis puts every
     /// push into its scheduled set (score: due time in Unix seconds) and promotes due ones to
     /// the active list when a worker fetches, so "ready" counts both the list and the due part

@@ -71,6 +71,22 @@ async fn an_uninterrupted_run_stores_every_customer_once() {
     ] {
         assert!(metrics.contains(line), "missing {line} in:\n{metrics}");
     }
+
+    // Finished jobs are vacuumed from Redis: both runs' job records go.
+    let removed = h
+        .producer
+        .vacuum::<biz_core::jobs::SyncIntegration>(Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    let client = redis::Client::open(test_support::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:q:sync_integration.v1:meta:*", h.prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
