@@ -12,6 +12,7 @@ pub mod cache;
 pub mod crypto;
 pub mod db;
 pub mod jobs;
+pub mod metrics;
 pub mod readiness;
 pub mod settings;
 pub mod telemetry;

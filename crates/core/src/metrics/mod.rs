@@ -1,0 +1,3 @@
+//! Metric definitions and the rules behind them (contract section 5; docs/METRICS.md).
+
+pub mod mrr;
