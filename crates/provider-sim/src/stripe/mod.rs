@@ -5,95 +5,56 @@
 //! (1–100, default 10), `starting_after` and `ending_before`, filtered by `created[gt|gte|lt|lte]`;
 //! errors `{error: {type, code?, message, param?}}` with a `Request-Id` header on every answer.
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::config::StripeConfig;
 use crate::{FaultKind, Sim, Verdict};
 
+mod data;
+
+pub use data::{event, Dataset, NOW};
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/customers", web::get().to(list_customers))
-        .route("/v1/customers/{id}", web::get().to(get_customer));
+    cfg.route("/v1/{resource}", web::get().to(list_objects))
+        .route("/v1/{resource}/{id}", web::get().to(get_object));
+}
+
+/// The list endpoints served, with the object name used in errors.
+const RESOURCES: [(&str, &str); 10] = [
+    ("customers", "customer"),
+    ("products", "product"),
+    ("prices", "price"),
+    ("coupons", "coupon"),
+    ("subscriptions", "subscription"),
+    ("invoices", "invoice"),
+    ("charges", "charge"),
+    ("payment_intents", "payment_intent"),
+    ("refunds", "refund"),
+    ("events", "event"),
+];
+
+fn objects<'a>(data: &'a Dataset, resource: &str) -> Option<&'a Vec<Value>> {
+    Some(match resource {
+        "customers" => &data.customers,
+        "products" => &data.products,
+        "prices" => &data.prices,
+        "coupons" => &data.coupons,
+        "subscriptions" => &data.subscriptions,
+        "invoices" => &data.invoices,
+        "charges" => &data.charges,
+        "payment_intents" => &data.payment_intents,
+        "refunds" => &data.refunds,
+        "events" => &data.events,
+        _ => return None,
+    })
 }
 
 /// One Stripe account's objects, generated from the seed. Lists are kept newest first.
-pub struct Dataset {
-    pub customers: Vec<Value>,
-}
-
-/// 2026-01-01T00:00:00Z: the newest object is created just before it.
-const EPOCH: i64 = 1_767_225_600;
-const FIRST_NAMES: [&str; 10] = [
-    "Ada", "Ben", "Chloé", "Dmitri", "Eve", "Farah", "Goran", "Hana", "Iñigo", "Jun",
-];
-const LAST_NAMES: [&str; 8] = [
-    "Lovelace", "Okafor", "Müller", "Nakamura", "Silva", "Novak", "Haddad", "Kowalski",
-];
-
-impl Dataset {
-    pub fn generate(seed: u64, config: &StripeConfig) -> Self {
-        let mut rng = fastrand::Rng::with_seed(seed ^ 0x5354_5249_5045);
-        let mut created = EPOCH;
-        let customers = (0..config.customers)
-            .map(|i| {
-                created -= rng.i64(300..7_200);
-                let first = FIRST_NAMES[rng.usize(..FIRST_NAMES.len())];
-                let last = LAST_NAMES[rng.usize(..LAST_NAMES.len())];
-                let currency = match rng.u8(..10) {
-                    0..=5 => Value::from("usd"),
-                    6 | 7 => Value::from("eur"),
-                    8 => Value::from("gbp"),
-                    _ => Value::Null,
-                };
-                json!({
-                    "id": format!("cus_{}", stripe_suffix(&mut rng)),
-                    "object": "customer",
-                    "address": null,
-                    "balance": 0,
-                    "created": created,
-                    "currency": currency,
-                    "default_source": null,
-                    "delinquent": rng.u8(..20) == 0,
-                    "description": null,
-                    "discount": null,
-                    "email": format!("{}.{}{}@example.com", first.to_lowercase(), last.to_lowercase(), i),
-                    "invoice_prefix": format!("{:08X}", rng.u32(..)),
-                    "invoice_settings": {
-                        "custom_fields": null,
-                        "default_payment_method": null,
-                        "footer": null,
-                        "rendering_options": null
-                    },
-                    "livemode": false,
-                    "metadata": {},
-                    "name": format!("{first} {last}"),
-                    "phone": null,
-                    "preferred_locales": [],
-                    "shipping": null,
-                    "tax_exempt": "none",
-                    "test_clock": null
-                })
-            })
-            .collect();
-        Dataset { customers }
-    }
-}
-
-/// Stripe ids end in 14 or more base62 characters.
-fn stripe_suffix(rng: &mut fastrand::Rng) -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    (0..14)
-        .map(|_| ALPHABET[rng.usize(..ALPHABET.len())] as char)
-        .collect()
-}
-
 fn request_id() -> String {
     let mut rng = fastrand::Rng::new();
-    format!("req_{}", stripe_suffix(&mut rng))
+    data::id("req", &mut rng)
 }
 
 fn respond(status: StatusCode) -> HttpResponseBuilder {
@@ -258,14 +219,67 @@ fn invalid_param(param: &str, message: &str) -> HttpResponse {
     )
 }
 
+/// A request's query, where keys may repeat (`expand[]`, `types[]`).
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Whether `expand[]` names `path` (with or without the list's `data.` prefix).
+    fn expands(&self, path: &str) -> bool {
+        self.all("expand[]")
+            .iter()
+            .any(|e| *e == path || e.strip_prefix("data.") == Some(path))
+    }
+}
+
+/// Stripe leaves out a price's `tiers` and a subscription's discount objects unless asked.
+fn shape(object: &Value, params: &Params) -> Value {
+    let mut o = object.clone();
+    match o["object"].as_str() {
+        Some("price") if !params.expands("tiers") => {
+            if let Some(m) = o.as_object_mut() {
+                m.remove("tiers");
+            }
+        }
+        Some("subscription") => {
+            if !params.expands("items.data.price.tiers") {
+                for item in o["items"]["data"].as_array_mut().into_iter().flatten() {
+                    if let Some(m) = item["price"].as_object_mut() {
+                        m.remove("tiers");
+                    }
+                }
+            }
+            if params.expands("discounts") && o["discount"].is_object() {
+                o["discounts"] = json!([o["discount"].clone()]);
+            }
+        }
+        _ => {}
+    }
+    o
+}
+
 /// Pages `items` (newest first) as Stripe's list endpoints do.
 fn list(
     items: &[Value],
     object: &str,
-    url: &str,
-    query: &HashMap<String, String>,
+    resource: &str,
+    params: &Params,
 ) -> Result<Value, HttpResponse> {
-    let limit = match query.get("limit") {
+    let limit = match params.get("limit") {
         None => 10,
         Some(raw) => raw
             .parse::<usize>()
@@ -287,11 +301,43 @@ fn list(
         ("created[lt]", |c, v| c < v),
         ("created[lte]", |c, v| c <= v),
     ] {
-        if let Some(raw) = query.get(op) {
+        if let Some(raw) = params.get(op) {
             let bound: i64 = raw
                 .parse()
                 .map_err(|_| invalid_param(op, &format!("Invalid integer: {raw}")))?;
             filtered.retain(|o| test(o["created"].as_i64().unwrap_or(0), bound));
+        }
+    }
+    for field in [
+        "customer",
+        "charge",
+        "payment_intent",
+        "email",
+        "subscription",
+    ] {
+        if let Some(want) = params.get(field) {
+            filtered.retain(|o| o[field] == want);
+        }
+    }
+    if resource == "subscriptions" {
+        // Stripe lists subscriptions that are not canceled unless asked for a status or `all`.
+        match params.get("status") {
+            None => filtered.retain(|o| o["status"] != "canceled"),
+            Some("all") => {}
+            Some(status) => filtered.retain(|o| o["status"] == status),
+        }
+    }
+    if resource == "events" {
+        let mut types: Vec<&str> = params.all("types[]");
+        types.extend(params.get("type"));
+        if !types.is_empty() {
+            filtered.retain(|o| {
+                let t = o["type"].as_str().unwrap_or_default();
+                types.iter().any(|want| match want.strip_suffix('*') {
+                    Some(prefix) => t.starts_with(prefix),
+                    None => t == *want,
+                })
+            });
         }
     }
     let position = |param: &str, id: &str| {
@@ -305,14 +351,14 @@ fn list(
             )
         })
     };
-    let (page, has_more): (Vec<&Value>, bool) = if let Some(after) = query.get("starting_after") {
+    let (page, has_more): (Vec<&Value>, bool) = if let Some(after) = params.get("starting_after") {
         let start = position("starting_after", after)? + 1;
         let rest = &filtered[start.min(filtered.len())..];
         (
             rest.iter().take(limit).copied().collect(),
             rest.len() > limit,
         )
-    } else if let Some(before) = query.get("ending_before") {
+    } else if let Some(before) = params.get("ending_before") {
         let end = position("ending_before", before)?;
         let head = &filtered[..end];
         let from = head.len().saturating_sub(limit);
@@ -323,21 +369,42 @@ fn list(
             filtered.len() > limit,
         )
     };
-    Ok(json!({ "object": "list", "url": url, "has_more": has_more, "data": page }))
+    let data: Vec<Value> = page.into_iter().map(|o| shape(o, params)).collect();
+    Ok(
+        json!({ "object": "list", "url": format!("/v1/{resource}"), "has_more": has_more, "data": data }),
+    )
 }
 
-async fn list_customers(
+fn unknown_url(req: &HttpRequest) -> HttpResponse {
+    error(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        None,
+        &format!("Unrecognized request URL (GET: {}).", req.path()),
+        None,
+    )
+}
+
+async fn list_objects(
     sim: web::Data<Sim>,
     req: HttpRequest,
-    query: web::Query<HashMap<String, String>>,
+    resource: web::Path<String>,
+    query: web::Query<Vec<(String, String)>>,
 ) -> HttpResponse {
+    let Some((_, object)) = RESOURCES.iter().find(|(r, _)| *r == resource.as_str()) else {
+        return unknown_url(&req);
+    };
     let (latency, fault) = match admit(&sim, &req) {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
+    let params = Params(query.into_inner());
     let body = {
         let state = sim.state();
-        list(&state.stripe.customers, "customer", "/v1/customers", &query)
+        let items = objects(&state.stripe, &resource)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        list(items, object, &resource, &params)
     };
     match body {
         Ok(body) => serve(&sim, latency, fault, body).await,
@@ -345,31 +412,34 @@ async fn list_customers(
     }
 }
 
-async fn get_customer(
+async fn get_object(
     sim: web::Data<Sim>,
     req: HttpRequest,
-    id: web::Path<String>,
+    path: web::Path<(String, String)>,
+    query: web::Query<Vec<(String, String)>>,
 ) -> HttpResponse {
+    let (resource, id) = path.into_inner();
+    let Some((_, object)) = RESOURCES.iter().find(|(r, _)| *r == resource.as_str()) else {
+        return unknown_url(&req);
+    };
     let (latency, fault) = match admit(&sim, &req) {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
+    let params = Params(query.into_inner());
     let found = {
         let state = sim.state();
-        state
-            .stripe
-            .customers
-            .iter()
-            .find(|c| c["id"] == id.as_str())
-            .cloned()
+        objects(&state.stripe, &resource)
+            .and_then(|items| items.iter().find(|o| o["id"] == id.as_str()))
+            .map(|o| shape(o, &params))
     };
     match found {
-        Some(customer) => serve(&sim, latency, fault, customer).await,
+        Some(o) => serve(&sim, latency, fault, o).await,
         None => error(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             Some("resource_missing"),
-            &format!("No such customer: '{id}'"),
+            &format!("No such {object}: '{id}'"),
             Some("id"),
         ),
     }
@@ -378,6 +448,7 @@ async fn get_customer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::StripeConfig;
 
     fn ids(page: &Value) -> Vec<String> {
         page["data"]
@@ -388,24 +459,25 @@ mod tests {
             .collect()
     }
 
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
     #[test]
-    fn the_same_seed_gives_the_same_customers_newest_first() {
+    fn the_same_seed_gives_the_same_account() {
         let config = StripeConfig::default();
         let a = Dataset::generate(7, &config);
         let b = Dataset::generate(7, &config);
         let c = Dataset::generate(8, &config);
         assert_eq!(a.customers, b.customers);
+        assert_eq!(a.subscriptions, b.subscriptions);
         assert_ne!(a.customers, c.customers);
         assert_eq!(a.customers.len(), 120);
-        let created: Vec<i64> = a
-            .customers
-            .iter()
-            .map(|c| c["created"].as_i64().unwrap())
-            .collect();
-        assert!(
-            created.windows(2).all(|w| w[0] > w[1]),
-            "strictly newest first"
-        );
     }
 
     #[test]
@@ -417,18 +489,21 @@ mod tests {
                 api_keys: vec![],
             },
         );
-        let mut query = HashMap::from([("limit".to_owned(), "100".to_owned())]);
+        let mut after: Option<String> = None;
         let mut seen = Vec::new();
         loop {
-            let page = list(&data.customers, "customer", "/v1/customers", &query).unwrap();
+            let mut q = vec![("limit", "100")];
+            if let Some(a) = &after {
+                q.push(("starting_after", a));
+            }
+            let page = list(&data.customers, "customer", "customers", &params(&q)).unwrap();
             let page_ids = ids(&page);
             seen.extend(page_ids.clone());
             if !page["has_more"].as_bool().unwrap() {
                 break;
             }
-            query.insert("starting_after".into(), page_ids.last().unwrap().clone());
+            after = page_ids.last().cloned();
         }
-        assert_eq!(seen.len(), 250);
         let all: Vec<String> = data
             .customers
             .iter()
@@ -440,31 +515,102 @@ mod tests {
     #[test]
     fn bad_paging_parameters_are_stripe_errors() {
         let data = Dataset::generate(1, &StripeConfig::default());
-        let q = |k: &str, v: &str| HashMap::from([(k.to_owned(), v.to_owned())]);
         let err = list(
             &data.customers,
             "customer",
-            "/v1/customers",
-            &q("limit", "101"),
+            "customers",
+            &params(&[("limit", "101")]),
         )
         .unwrap_err();
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
         let err = list(
             &data.customers,
             "customer",
-            "/v1/customers",
-            &q("starting_after", "cus_nope"),
+            "customers",
+            &params(&[("starting_after", "cus_nope")]),
         )
         .unwrap_err();
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        let page = list(&data.customers, "customer", "customers", &params(&[])).unwrap();
+        assert_eq!(ids(&page).len(), 10, "Stripe's default page size");
+    }
+
+    #[test]
+    fn subscriptions_hide_canceled_and_tiers_unless_asked() {
+        let data = Dataset::generate(
+            3,
+            &StripeConfig {
+                customers: 400,
+                api_keys: vec![],
+            },
+        );
+        let all = data.subscriptions.len();
+        let canceled = data
+            .subscriptions
+            .iter()
+            .filter(|s| s["status"] == "canceled")
+            .count();
+        let count = |q: &[(&str, &str)]| {
+            let mut n = 0;
+            let mut after: Option<String> = None;
+            loop {
+                let mut q: Vec<(&str, &str)> = q.to_vec();
+                q.push(("limit", "100"));
+                if let Some(a) = &after {
+                    q.push(("starting_after", a));
+                }
+                let page = list(
+                    &data.subscriptions,
+                    "subscription",
+                    "subscriptions",
+                    &params(&q),
+                )
+                .unwrap();
+                n += page["data"].as_array().unwrap().len();
+                if !page["has_more"].as_bool().unwrap() {
+                    return n;
+                }
+                after = ids(&page).last().cloned();
+            }
+        };
+        assert!(canceled > 0);
+        assert_eq!(count(&[]), all - canceled);
+        assert_eq!(count(&[("status", "all")]), all);
+        let tiered = data
+            .subscriptions
+            .iter()
+            .find(|s| s["items"]["data"][0]["price"]["billing_scheme"] == "tiered")
+            .unwrap();
+        let plain = shape(tiered, &params(&[]));
+        assert!(plain["items"]["data"][0]["price"].get("tiers").is_none());
+        let expanded = shape(
+            tiered,
+            &params(&[("expand[]", "data.items.data.price.tiers")]),
+        );
+        assert!(expanded["items"]["data"][0]["price"]["tiers"].is_array());
+    }
+
+    #[test]
+    fn events_filter_by_type_with_wildcards() {
+        let data = Dataset::generate(
+            3,
+            &StripeConfig {
+                customers: 400,
+                api_keys: vec![],
+            },
+        );
         let page = list(
-            &data.customers,
-            "customer",
-            "/v1/customers",
-            &HashMap::new(),
+            &data.events,
+            "event",
+            "events",
+            &params(&[("type", "customer.*"), ("limit", "100")]),
         )
         .unwrap();
-        assert_eq!(ids(&page).len(), 10, "Stripe's default page size");
+        assert!(page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["type"].as_str().unwrap().starts_with("customer.")));
     }
 
     #[test]
