@@ -1,4 +1,4 @@
-DROP TABLE stripe_customers;
+DROP TABLE stripe_objects;
 DROP TABLE scheduler_ticks;
 DROP TABLE sync_runs;
 DROP TABLE integrations;

@@ -1,5 +1,5 @@
 -- The job pipeline: integrations, their sync runs (PostgreSQL is the record of truth; the Redis
--- queue only carries pointers to these rows), scheduler ticks, and the first synced resource.
+-- queue only carries pointers to these rows), scheduler ticks, and synced Stripe objects.
 
 CREATE TABLE integrations (
     id                    UUID PRIMARY KEY,
@@ -14,6 +14,8 @@ CREATE TABLE integrations (
     -- NULL once disconnected: disconnecting deletes them.
     credentials           TEXT,
     settings              JSONB NOT NULL DEFAULT '{}',
+    -- Where incremental syncs continue from (for Stripe: the newest event applied).
+    sync_state            JSONB NOT NULL DEFAULT '{}',
     -- Seconds between scheduled incremental syncs.
     sync_interval_seconds INTEGER NOT NULL DEFAULT 900 CHECK (sync_interval_seconds >= 1),
     next_sync_at          TIMESTAMPTZ,
@@ -68,20 +70,25 @@ CREATE TABLE scheduler_ticks (
     PRIMARY KEY (job, slot)
 );
 
--- Stripe customers, upserted by Stripe id per integration.
-CREATE TABLE stripe_customers (
+-- Stripe objects as synced (customers, subscriptions, invoices, charges, payment intents,
+-- refunds), one row per object, upserted by Stripe id per integration. `raw` is the object as
+-- Stripe sent it; the typed columns are what metrics filter and sum on. `version` is when the
+-- information was true (the fetch time of a list page, or an event's `created`): a write with
+-- an older version is ignored, so an event delivered late cannot roll an object back.
+CREATE TABLE stripe_objects (
     organization_id UUID NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     integration_id  UUID NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    object_type     TEXT NOT NULL,
     stripe_id       TEXT NOT NULL,
-    email           TEXT,
-    name            TEXT,
+    customer        TEXT,
+    status          TEXT,
     currency        TEXT,
-    delinquent      BOOLEAN NOT NULL DEFAULT false,
-    -- Stripe's `created`, as a time.
+    amount          BIGINT,
     created         TIMESTAMPTZ NOT NULL,
     deleted         BOOLEAN NOT NULL DEFAULT false,
     raw             JSONB NOT NULL,
+    version         BIGINT NOT NULL,
     synced_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (integration_id, stripe_id)
+    PRIMARY KEY (integration_id, object_type, stripe_id)
 );
-CREATE INDEX stripe_customers_org_idx ON stripe_customers (organization_id);
+CREATE INDEX stripe_objects_org_type_created_idx ON stripe_objects (organization_id, object_type, created);

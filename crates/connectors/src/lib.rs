@@ -3,11 +3,13 @@
 //! job layer can decide between retrying, waiting and giving up.
 
 mod error;
+mod pacer;
 pub mod stripe;
 
 use std::time::Duration;
 
 pub use error::{retry_after, ProviderError};
+pub use pacer::Pacer;
 
 /// The HTTP client type provider clients are built on.
 pub type HttpClient = reqwest::Client;

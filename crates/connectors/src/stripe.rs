@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::{retry_after, ProviderError};
+use crate::{retry_after, Pacer, ProviderError};
 
 /// The API version we read objects in; pinned so Stripe's upgrades do not change field shapes
 /// under us.
@@ -20,6 +20,7 @@ pub struct StripeClient {
     http: reqwest::Client,
     base: String,
     key: SecretString,
+    pacer: Option<std::sync::Arc<Pacer>>,
 }
 
 impl std::fmt::Debug for StripeClient {
@@ -42,6 +43,11 @@ impl Page {
     pub fn last_id(&self) -> Option<&str> {
         self.data.last().and_then(|o| o["id"].as_str())
     }
+
+    /// The id to pass as `ending_before` for the next (newer) page.
+    pub fn first_id(&self) -> Option<&str> {
+        self.data.first().and_then(|o| o["id"].as_str())
+    }
 }
 
 impl StripeClient {
@@ -51,7 +57,50 @@ impl StripeClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             key,
+            pacer: None,
         }
+    }
+
+    /// Paces requests to `rate` per second (Stripe allows 25 in test mode, 100 in live mode).
+    pub fn with_rate_limit(mut self, rate: f64) -> Self {
+        self.pacer = Some(std::sync::Arc::new(Pacer::per_second(rate)));
+        self
+    }
+
+    /// Whether the key is a test-mode key (`sk_test_`, `rk_test_`).
+    pub fn is_test_mode(&self) -> bool {
+        let key = self.key.expose_secret();
+        key.starts_with("sk_test_") || key.starts_with("rk_test_")
+    }
+
+    /// One page of `/v1/events` newer than `ending_before` (the page just above it in Stripe's
+    /// newest-first order); walk on with the page's first id.
+    pub async fn events_newer_than(&self, ending_before: &str) -> Result<Page, ProviderError> {
+        let query = vec![
+            ("limit", PAGE_LIMIT.to_string()),
+            ("ending_before", ending_before.to_owned()),
+        ];
+        self.page("/v1/events", &query).await
+    }
+
+    /// The newest event, if any: where a backfill's incremental successor starts.
+    pub async fn newest_event(&self) -> Result<Option<Value>, ProviderError> {
+        let page = self
+            .page("/v1/events", &[("limit", "1".to_owned())])
+            .await?;
+        Ok(page.data.into_iter().next())
+    }
+
+    async fn page(&self, path: &str, query: &[(&str, String)]) -> Result<Page, ProviderError> {
+        let body = self.get(path, query).await?;
+        let data = match body.get("data") {
+            Some(Value::Array(items)) => items.clone(),
+            _ => return Err(ProviderError::Transient("a list without `data`".into())),
+        };
+        Ok(Page {
+            data,
+            has_more: body["has_more"].as_bool().unwrap_or(false),
+        })
     }
 
     /// One page of `/v1/{resource}`, newest first, after `starting_after`.
@@ -67,15 +116,7 @@ impl StripeClient {
             query.push(("starting_after", after.to_owned()));
         }
         query.extend(extra.iter().cloned());
-        let body = self.get(&format!("/v1/{resource}"), &query).await?;
-        let data = match body.get("data") {
-            Some(Value::Array(items)) => items.clone(),
-            _ => return Err(ProviderError::Transient("a list without `data`".into())),
-        };
-        Ok(Page {
-            data,
-            has_more: body["has_more"].as_bool().unwrap_or(false),
-        })
+        self.page(&format!("/v1/{resource}"), &query).await
     }
 
     /// One cheap authenticated call: proves the key works and can read customers.
@@ -86,6 +127,9 @@ impl StripeClient {
     }
 
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ProviderError> {
+        if let Some(pacer) = &self.pacer {
+            pacer.wait().await;
+        }
         let response = self
             .http
             .get(format!("{}{path}", self.base))

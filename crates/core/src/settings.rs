@@ -160,6 +160,10 @@ pub struct ProviderSettings {
     pub google_token_url: String,
     pub facebook_graph_base: String,
     pub resend_api_base: String,
+    /// Requests per second one Stripe account is paced to: Stripe allows 25 in test mode and
+    /// 100 in live mode.
+    pub stripe_test_requests_per_second: f64,
+    pub stripe_live_requests_per_second: f64,
     pub stripe_secret_key: SecretString,
     pub stripe_client_id: String,
     pub stripe_webhook_secret: SecretString,
@@ -258,6 +262,23 @@ impl Settings {
                 key: "database.pool_size",
                 reason: "must be at least 1".into(),
             });
+        }
+        for (key, rate) in [
+            (
+                "providers.stripe_test_requests_per_second",
+                self.providers.stripe_test_requests_per_second,
+            ),
+            (
+                "providers.stripe_live_requests_per_second",
+                self.providers.stripe_live_requests_per_second,
+            ),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(SettingsError::Invalid {
+                    key,
+                    reason: "must be a positive number".into(),
+                });
+            }
         }
         let j = &self.jobs;
         for (key, value) in [

@@ -15,6 +15,7 @@ use biz_core::jobs::{backoff_delay, Job, SyncIntegration};
 use chrono::Utc;
 use connectors::ProviderError;
 use secrecy::{ExposeSecret, SecretString};
+use tracing::Instrument;
 
 use crate::context::SyncContext;
 use crate::lease::LeaseKeeper;
@@ -92,22 +93,24 @@ pub async fn handle(job: SyncIntegration, ctx: Data<Arc<SyncContext>>) -> Result
         organization.id = %run.organization_id,
         attempt = run.attempts,
     );
-    let _enter = span.enter();
-    tracing::info!(mode = %run.mode, "sync run started");
-
-    let keeper = LeaseKeeper::start(&ctx, run.id);
-    let result = if run.attempts > run.max_attempts {
-        // Claimed more times than allowed: earlier attempts died without settling (a job that
-        // kills its worker). Stop here rather than loop forever.
-        Err(SyncError::Provider(ProviderError::Transient(
-            "attempts exhausted by workers that stopped mid-run".into(),
-        )))
-    } else {
-        execute(&ctx, &run, &keeper).await
-    };
-    let lost = keeper.lost();
-    drop(keeper);
-    settle(&ctx, &job, &run, result, lost, started).await?;
+    async {
+        tracing::info!(mode = %run.mode, "sync run started");
+        let keeper = LeaseKeeper::start(&ctx, run.id);
+        let result = if run.attempts > run.max_attempts {
+            // Claimed more times than allowed: earlier attempts died without settling (a job
+            // that kills its worker). Stop here rather than loop forever.
+            Err(SyncError::Provider(ProviderError::Transient(
+                "attempts exhausted by workers that stopped mid-run".into(),
+            )))
+        } else {
+            execute(&ctx, &run, &keeper).await
+        };
+        let lost = keeper.lost();
+        drop(keeper);
+        settle(&ctx, &job, &run, result, lost, started).await
+    }
+    .instrument(span)
+    .await?;
     Ok(())
 }
 

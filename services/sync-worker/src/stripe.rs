@@ -1,17 +1,29 @@
-//! Stripe: walk each resource's list newest first with `limit=100` and `starting_after`, storing
-//! every page as it arrives. Each page is upserted by Stripe id in one transaction with the run's
-//! progress and checkpoint (the last id stored), so a run killed at any moment resumes after the
-//! last stored page and a page stored twice changes nothing.
+//! Stripe.
+//!
+//! **Backfill** (`full`, and the first sync of an integration): walks each resource's list
+//! newest first with `limit=100` and `starting_after`, storing every page as it arrives. Before
+//! the first page it notes Stripe's newest event, so the incremental syncs that follow start
+//! from there: anything that changes during the backfill is in the events after that one.
+//!
+//! **Incremental**: walks `/v1/events` from the last event applied towards the newest
+//! (`ending_before`), applying each event's object oldest first. Ids, not times, mark the
+//! cursor, so the boundary has neither a gap nor a duplicate. Stripe keeps events for 30 days:
+//! a cursor older than that, or one Stripe no longer knows, falls back to a backfill.
+//!
+//! Every page is stored in one transaction with the run's progress and checkpoint (and, for
+//! events, the integration's cursor), so a killed run resumes after the last stored page; rows
+//! are upserted by Stripe id and never overwritten by older information (`version`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use biz_core::db::integrations::Integration;
-use biz_core::db::stripe::{upsert_customers, StripeCustomer};
+use biz_core::db::integrations::{self, Integration};
+use biz_core::db::stripe::{object_from_event, upsert, StripeObject};
 use biz_core::db::sync_runs::{self, SyncRun};
 use biz_core::db::{self, DbError};
 use biz_core::jobs::{backoff_delay, Backoff};
-use connectors::stripe::{Page, StripeClient};
+use chrono::Utc;
+use connectors::stripe::StripeClient;
 use connectors::ProviderError;
 use diesel_async::AsyncConnection;
 use secrecy::SecretString;
@@ -21,11 +33,38 @@ use crate::context::SyncContext;
 use crate::lease::LeaseKeeper;
 use crate::run::SyncError;
 
-/// The resources synced, in order.
-const RESOURCES: [&str; 1] = ["customers"];
+/// The resources a backfill walks, in order, with the list parameters each needs.
+const RESOURCES: [(&str, &[(&str, &str)]); 6] = [
+    ("customers", &[]),
+    (
+        "subscriptions",
+        &[
+            ("status", "all"),
+            ("expand[]", "data.items.data.price.tiers"),
+            ("expand[]", "data.discounts"),
+        ],
+    ),
+    ("invoices", &[]),
+    ("charges", &[]),
+    ("payment_intents", &[]),
+    ("refunds", &[]),
+];
+
+/// Stripe keeps events for 30 days; a cursor older than this is not trusted to be complete.
+const EVENTS_KEPT: chrono::Duration = chrono::Duration::days(29);
 
 /// 429s waited out inside one page fetch before the attempt gives up and backs off as a whole.
 const MAX_INLINE_WAITS: u32 = 5;
+
+struct Sync<'a> {
+    ctx: &'a SyncContext,
+    run: &'a SyncRun,
+    integration: &'a Integration,
+    client: StripeClient,
+    keeper: &'a LeaseKeeper,
+    progress: Value,
+    checkpoint: Value,
+}
 
 pub async fn sync(
     ctx: &Arc<SyncContext>,
@@ -34,47 +73,39 @@ pub async fn sync(
     api_key: SecretString,
     keeper: &LeaseKeeper,
 ) -> Result<(), SyncError> {
-    let client = StripeClient::new(
-        ctx.http.clone(),
-        &ctx.settings.providers.stripe_api_base,
-        api_key,
-    );
-    let mut progress = object(&run.progress);
-    let mut checkpoint = object(&run.checkpoint);
-    for resource in RESOURCES {
-        if checkpoint[resource]["done"].as_bool() == Some(true) {
-            continue;
-        }
-        let mut after = checkpoint[resource]["starting_after"]
-            .as_str()
-            .map(str::to_owned);
-        loop {
-            if keeper.stop.is_cancelled() {
-                return Err(SyncError::Interrupted);
+    let providers = &ctx.settings.providers;
+    let client = StripeClient::new(ctx.http.clone(), &providers.stripe_api_base, api_key);
+    let rate = if client.is_test_mode() {
+        providers.stripe_test_requests_per_second
+    } else {
+        providers.stripe_live_requests_per_second
+    };
+    let mut s = Sync {
+        ctx,
+        run,
+        integration,
+        client: client.with_rate_limit(rate),
+        keeper,
+        progress: object(&run.progress),
+        checkpoint: object(&run.checkpoint),
+    };
+    let cursor = integration.sync_state["stripe"]["events_after"].clone();
+    let backfilling = s.checkpoint.get("backfill").is_some();
+    let cursor_fresh = cursor["created"]
+        .as_i64()
+        .is_some_and(|t| Utc::now().timestamp() - t < EVENTS_KEPT.num_seconds());
+    if run.mode == "incremental" && !backfilling && cursor["id"].is_string() && cursor_fresh {
+        match s.events(cursor["id"].as_str().unwrap_or_default()).await {
+            // Stripe no longer knows the cursor event: start over with a backfill.
+            Err(SyncError::Provider(ProviderError::Rejected {
+                status: 400 | 404, ..
+            })) => {
+                tracing::warn!("event cursor unknown to Stripe; backfilling instead");
             }
-            let page = fetch(ctx, &client, resource, after.as_deref(), keeper).await?;
-            let rows: Vec<StripeCustomer> = page
-                .data
-                .iter()
-                .filter_map(|o| {
-                    StripeCustomer::from_api(integration.organization_id, integration.id, o)
-                })
-                .collect();
-            let counts = &mut progress[resource];
-            counts["fetched"] =
-                json!(counts["fetched"].as_u64().unwrap_or(0) + page.data.len() as u64);
-            counts["stored"] = json!(counts["stored"].as_u64().unwrap_or(0) + rows.len() as u64);
-            if let Some(last) = page.last_id() {
-                after = Some(last.to_owned());
-            }
-            checkpoint[resource] = json!({ "starting_after": after, "done": !page.has_more });
-            store_page(ctx, run, &rows, &progress, &checkpoint).await?;
-            if !page.has_more {
-                break;
-            }
+            other => return other,
         }
     }
-    Ok(())
+    s.backfill().await
 }
 
 fn object(v: &Value) -> Value {
@@ -85,68 +116,192 @@ fn object(v: &Value) -> Value {
     }
 }
 
-/// One page, waiting out rate limits the way Stripe asks: `Retry-After` when sent, else
-/// exponential backoff, up to `max_inline_retry_after_seconds` per wait. Longer waits end the
-/// attempt, and the run is rescheduled for then.
-async fn fetch(
-    ctx: &SyncContext,
-    client: &StripeClient,
-    resource: &str,
-    after: Option<&str>,
-    keeper: &LeaseKeeper,
-) -> Result<Page, SyncError> {
-    let policy = Backoff {
-        base: Duration::from_millis(500),
-        max: Duration::from_secs(ctx.settings.jobs.max_inline_retry_after_seconds.max(1)),
-    };
-    let max_inline = Duration::from_secs(ctx.settings.jobs.max_inline_retry_after_seconds);
-    let mut rng = fastrand::Rng::new();
-    let mut waits = 0;
-    loop {
-        match client.list(resource, after, &[]).await {
-            Err(ProviderError::RateLimited { retry_after }) if waits < MAX_INLINE_WAITS => {
-                waits += 1;
-                let wait =
-                    retry_after.unwrap_or_else(|| backoff_delay(policy, waits, None, &mut rng));
-                if wait > max_inline {
-                    return Err(ProviderError::RateLimited {
-                        retry_after: Some(wait),
-                    }
-                    .into());
+impl Sync<'_> {
+    async fn backfill(&mut self) -> Result<(), SyncError> {
+        if self.checkpoint.get("backfill").is_none() {
+            // Where incremental syncs will continue: the newest event before we start reading.
+            let newest = self.fetch(|c| Box::pin(c.newest_event())).await?;
+            let cursor = newest.map(|e| json!({ "id": e["id"], "created": e["created"] }));
+            self.checkpoint["backfill"] = json!({ "events_after": cursor });
+        }
+        for (resource, params) in RESOURCES {
+            if self.checkpoint[resource]["done"].as_bool() == Some(true) {
+                continue;
+            }
+            let mut after = self.checkpoint[resource]["starting_after"]
+                .as_str()
+                .map(str::to_owned);
+            let params: Vec<(&str, String)> =
+                params.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+            loop {
+                if self.keeper.stop.is_cancelled() {
+                    return Err(SyncError::Interrupted);
                 }
-                tracing::info!(
-                    resource,
-                    wait_ms = wait.as_millis() as u64,
-                    "rate limited; waiting as asked"
-                );
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = keeper.stop.cancelled() => return Err(SyncError::Interrupted),
+                let fetched_at = Utc::now().timestamp();
+                let page = {
+                    let after = after.clone();
+                    let params = params.clone();
+                    self.fetch(move |c| {
+                        let after = after.clone();
+                        let params = params.clone();
+                        Box::pin(async move { c.list(resource, after.as_deref(), &params).await })
+                    })
+                    .await?
+                };
+                let rows = self.rows(&page.data, fetched_at);
+                self.count(resource, page.data.len(), rows.len());
+                if let Some(last) = page.last_id() {
+                    after = Some(last.to_owned());
+                }
+                self.checkpoint[resource] =
+                    json!({ "starting_after": after, "done": !page.has_more });
+                self.store(&rows, None).await?;
+                if !page.has_more {
+                    break;
                 }
             }
-            other => return other.map_err(SyncError::from),
+        }
+        // Done: incremental syncs continue from the event noted before the first page.
+        let cursor = self.checkpoint["backfill"]["events_after"].clone();
+        let state = json!({ "stripe": { "events_after": cursor, "backfilled_at": Utc::now().timestamp() } });
+        let mut conn = db::conn(&self.ctx.pool).await?;
+        integrations::set_sync_state(&mut conn, self.integration.id, &state).await?;
+        Ok(())
+    }
+
+    /// Applies the events after `cursor`, oldest first, a page at a time.
+    async fn events(&mut self, cursor: &str) -> Result<(), SyncError> {
+        let mut newest = self.checkpoint["events"]["ending_before"]
+            .as_str()
+            .unwrap_or(cursor)
+            .to_owned();
+        loop {
+            if self.keeper.stop.is_cancelled() {
+                return Err(SyncError::Interrupted);
+            }
+            let page = {
+                let newest = newest.clone();
+                self.fetch(move |c| {
+                    let newest = newest.clone();
+                    Box::pin(async move { c.events_newer_than(&newest).await })
+                })
+                .await?
+            };
+            if page.data.is_empty() {
+                return Ok(());
+            }
+            // The page is newest first; apply oldest first so the cursor only moves forward.
+            let rows: Vec<StripeObject> = page
+                .data
+                .iter()
+                .rev()
+                .filter_map(|e| {
+                    object_from_event(self.integration.organization_id, self.integration.id, e)
+                })
+                .collect();
+            self.count("events", page.data.len(), rows.len());
+            let first = &page.data[0];
+            newest = page.first_id().unwrap_or_default().to_owned();
+            self.checkpoint["events"] = json!({ "ending_before": newest });
+            let state = json!({ "stripe": { "events_after": { "id": first["id"], "created": first["created"] } } });
+            self.store(&rows, Some(&state)).await?;
+            if !page.has_more {
+                return Ok(());
+            }
         }
     }
-}
 
-/// Upserts the page and moves the checkpoint in one transaction; rolls back if the lease is gone.
-async fn store_page(
-    ctx: &SyncContext,
-    run: &SyncRun,
-    rows: &[StripeCustomer],
-    progress: &Value,
-    checkpoint: &Value,
-) -> Result<(), SyncError> {
-    let mut conn = db::conn(&ctx.pool).await?;
-    let owner = ctx.worker_id.as_str();
-    conn.transaction::<_, SyncError, _>(async move |conn| {
-        upsert_customers(conn, rows).await?;
-        if !sync_runs::save_progress(conn, run.id, owner, progress, checkpoint).await? {
-            return Err(SyncError::LeaseLost);
+    fn rows(&self, objects: &[Value], version: i64) -> Vec<StripeObject> {
+        objects
+            .iter()
+            .filter_map(|o| {
+                StripeObject::from_api(
+                    self.integration.organization_id,
+                    self.integration.id,
+                    o,
+                    version,
+                )
+            })
+            .collect()
+    }
+
+    fn count(&mut self, resource: &str, fetched: usize, stored: usize) {
+        let counts = &mut self.progress[resource];
+        counts["fetched"] = json!(counts["fetched"].as_u64().unwrap_or(0) + fetched as u64);
+        counts["stored"] = json!(counts["stored"].as_u64().unwrap_or(0) + stored as u64);
+    }
+
+    /// One call, waiting out rate limits the way Stripe asks: `Retry-After` when sent, else
+    /// exponential backoff, up to `max_inline_retry_after_seconds` per wait. Longer waits end
+    /// the attempt, and the run is rescheduled for then.
+    async fn fetch<T, F>(&self, call: F) -> Result<T, SyncError>
+    where
+        F: Fn(
+            &StripeClient,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, ProviderError>> + Send + '_>,
+        >,
+    {
+        let jobs = &self.ctx.settings.jobs;
+        let policy = Backoff {
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(jobs.max_inline_retry_after_seconds.max(1)),
+        };
+        let max_inline = Duration::from_secs(jobs.max_inline_retry_after_seconds);
+        let mut rng = fastrand::Rng::new();
+        let mut waits = 0;
+        loop {
+            match call(&self.client).await {
+                Err(ProviderError::RateLimited { retry_after }) if waits < MAX_INLINE_WAITS => {
+                    waits += 1;
+                    let wait =
+                        retry_after.unwrap_or_else(|| backoff_delay(policy, waits, None, &mut rng));
+                    if wait > max_inline {
+                        return Err(ProviderError::RateLimited {
+                            retry_after: Some(wait),
+                        }
+                        .into());
+                    }
+                    tracing::info!(
+                        wait_ms = wait.as_millis() as u64,
+                        "rate limited; waiting as asked"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.keeper.stop.cancelled() => return Err(SyncError::Interrupted),
+                    }
+                }
+                other => return other.map_err(SyncError::from),
+            }
         }
-        Ok(())
-    })
-    .await
+    }
+
+    /// Upserts the rows and moves the checkpoint (and the event cursor) in one transaction;
+    /// rolls back if the lease is gone.
+    async fn store(
+        &self,
+        rows: &[StripeObject],
+        sync_state: Option<&Value>,
+    ) -> Result<(), SyncError> {
+        let mut conn = db::conn(&self.ctx.pool).await?;
+        let (run, owner, integration) = (
+            self.run.id,
+            self.ctx.worker_id.as_str(),
+            self.integration.id,
+        );
+        let (progress, checkpoint) = (&self.progress, &self.checkpoint);
+        conn.transaction::<_, SyncError, _>(async move |conn| {
+            upsert(conn, rows).await?;
+            if let Some(state) = sync_state {
+                integrations::set_sync_state(conn, integration, state).await?;
+            }
+            if !sync_runs::save_progress(conn, run, owner, progress, checkpoint).await? {
+                return Err(SyncError::LeaseLost);
+            }
+            Ok(())
+        })
+        .await
+    }
 }
 
 impl From<diesel::result::Error> for SyncError {

@@ -22,6 +22,8 @@ pub struct Integration {
     /// The sealed credentials; never leaves the process that opens them.
     pub credentials: Option<String>,
     pub settings: Value,
+    /// Where incremental syncs continue from.
+    pub sync_state: Value,
     pub sync_interval_seconds: i32,
     pub next_sync_at: Option<DateTime<Utc>>,
     pub last_synced_at: Option<DateTime<Utc>>,
@@ -118,6 +120,19 @@ pub async fn mark_synced(conn: &mut Conn, id: Uuid, at: DateTime<Utc>) -> Result
     diesel::update(integrations::table.find(id))
         .set((
             integrations::last_synced_at.eq(at),
+            integrations::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records where the next incremental sync starts.
+#[tracing::instrument(skip(conn, state))]
+pub async fn set_sync_state(conn: &mut Conn, id: Uuid, state: &Value) -> Result<(), DbError> {
+    diesel::update(integrations::table.find(id))
+        .set((
+            integrations::sync_state.eq(state),
             integrations::updated_at.eq(Utc::now()),
         ))
         .execute(conn)

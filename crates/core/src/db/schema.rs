@@ -42,6 +42,7 @@ diesel::table! {
         external_account_id -> Nullable<Text>,
         credentials -> Nullable<Text>,
         settings -> Jsonb,
+        sync_state -> Jsonb,
         sync_interval_seconds -> Int4,
         next_sync_at -> Nullable<Timestamptz>,
         last_synced_at -> Nullable<Timestamptz>,
@@ -111,17 +112,19 @@ diesel::table! {
 }
 
 diesel::table! {
-    stripe_customers (integration_id, stripe_id) {
+    stripe_objects (integration_id, object_type, stripe_id) {
         organization_id -> Uuid,
         integration_id -> Uuid,
+        object_type -> Text,
         stripe_id -> Text,
-        email -> Nullable<Text>,
-        name -> Nullable<Text>,
+        customer -> Nullable<Text>,
+        status -> Nullable<Text>,
         currency -> Nullable<Text>,
-        delinquent -> Bool,
+        amount -> Nullable<Int8>,
         created -> Timestamptz,
         deleted -> Bool,
         raw -> Jsonb,
+        version -> Int8,
         synced_at -> Timestamptz,
     }
 }
@@ -171,8 +174,8 @@ diesel::joinable!(invitations -> organizations (organization_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
-diesel::joinable!(stripe_customers -> integrations (integration_id));
-diesel::joinable!(stripe_customers -> organizations (organization_id));
+diesel::joinable!(stripe_objects -> integrations (integration_id));
+diesel::joinable!(stripe_objects -> organizations (organization_id));
 diesel::joinable!(sync_runs -> integrations (integration_id));
 diesel::joinable!(sync_runs -> organizations (organization_id));
 
@@ -185,7 +188,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     scheduler_ticks,
     sessions,
-    stripe_customers,
+    stripe_objects,
     sync_runs,
     users,
 );

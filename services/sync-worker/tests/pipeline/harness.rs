@@ -89,6 +89,9 @@ impl Harness {
             .unwrap();
         }
         let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&db.name);
+        std::fs::create_dir_all(&logs).unwrap();
+        // For reading along while a test runs: where its simulator is.
+        std::fs::write(logs.join("simulator.url"), &sim).unwrap();
         let h = Harness {
             _db: db,
             db_url,
@@ -258,10 +261,29 @@ impl Harness {
     }
 
     pub async fn customer_ids(&self) -> Vec<String> {
+        self.ids("customer").await
+    }
+
+    /// Stored ids of one object type, sorted.
+    pub async fn ids(&self, object_type: &str) -> Vec<String> {
         let mut conn = db::conn(&self.pool).await.unwrap();
-        db::stripe::customer_ids(&mut conn, self.org_id, self.integration_id)
+        db::stripe::ids(&mut conn, self.org_id, self.integration_id, object_type)
             .await
             .unwrap()
+    }
+
+    /// Every synced object type's stored ids.
+    pub async fn all_ids(&self) -> std::collections::BTreeMap<&'static str, Vec<String>> {
+        let mut out = std::collections::BTreeMap::new();
+        for t in db::stripe::OBJECT_TYPES {
+            out.insert(t, self.ids(t).await);
+        }
+        out
+    }
+
+    /// Every Stripe request the simulator served.
+    pub async fn stripe_requests(&self) -> Vec<Value> {
+        self.sim_requests("/v1/").await
     }
 
     pub async fn sql(&self, query: &str) {

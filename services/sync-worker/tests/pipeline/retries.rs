@@ -18,7 +18,7 @@ async fn injected_500s_are_retried_with_backoff_then_the_run_succeeds() {
     let h = Harness::new(250).await;
     h.sim_config(json!({
         "stripe": { "customers": 250 },
-        "faults": { "rate": 1.0, "max": 2, "kinds": ["500"], "seed": 7 }
+        "faults": { "rate": 1.0, "max": 2, "kinds": ["500"], "seed": 7, "path_prefix": "/v1/customers" }
     }))
     .await;
     let _w = h.worker("retrier", &[]);
@@ -126,7 +126,7 @@ async fn a_429_with_retry_after_is_honoured() {
     let h = Harness::new(250).await;
     h.sim_config(json!({
         "stripe": { "customers": 250 },
-        "faults": { "rate": 1.0, "max": 1, "kinds": ["429"], "retry_after_seconds": 2 }
+        "faults": { "rate": 1.0, "max": 1, "kinds": ["429"], "retry_after_seconds": 2, "path_prefix": "/v1/customers" }
     }))
     .await;
     let _w = h.worker("patient", &[]);
