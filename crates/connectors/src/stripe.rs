@@ -91,6 +91,47 @@ impl StripeClient {
         Ok(page.data.into_iter().next())
     }
 
+    /// Registers a webhook endpoint for `url` receiving every event (`enabled_events[]=*`).
+    /// Returns the endpoint's id and its signing secret, which Stripe shows only now.
+    pub async fn create_webhook_endpoint(
+        &self,
+        url: &str,
+    ) -> Result<(String, String), ProviderError> {
+        let form = [
+            ("url", url),
+            ("enabled_events[]", "*"),
+            ("api_version", API_VERSION),
+            ("description", "BizInsights"),
+        ];
+        let body = self
+            .send(
+                self.http
+                    .post(format!("{}/v1/webhook_endpoints", self.base))
+                    .form(&form),
+            )
+            .await?;
+        match (body["id"].as_str(), body["secret"].as_str()) {
+            (Some(id), Some(secret)) => Ok((id.to_owned(), secret.to_owned())),
+            _ => Err(ProviderError::Transient(
+                "a webhook endpoint without id or secret".into(),
+            )),
+        }
+    }
+
+    /// Removes a webhook endpoint (on disconnect). An endpoint already gone is fine.
+    pub async fn delete_webhook_endpoint(&self, id: &str) -> Result<(), ProviderError> {
+        match self
+            .send(
+                self.http
+                    .delete(format!("{}/v1/webhook_endpoints/{id}", self.base)),
+            )
+            .await
+        {
+            Ok(_) | Err(ProviderError::Rejected { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn page(&self, path: &str, query: &[(&str, String)]) -> Result<Page, ProviderError> {
         let body = self.get(path, query).await?;
         let data = match body.get("data") {
@@ -127,15 +168,18 @@ impl StripeClient {
     }
 
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ProviderError> {
+        self.send(self.http.get(format!("{}{path}", self.base)).query(query))
+            .await
+    }
+
+    /// Sends with the key, the pinned version and the pacing; reads the body or the error.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, ProviderError> {
         if let Some(pacer) = &self.pacer {
             pacer.wait().await;
         }
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
+        let response = request
             .bearer_auth(self.key.expose_secret())
             .header("Stripe-Version", API_VERSION)
-            .query(query)
             .send()
             .await
             .map_err(ProviderError::from_transport)?;

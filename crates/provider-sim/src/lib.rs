@@ -42,6 +42,12 @@ pub(crate) struct SimState {
     buckets: HashMap<String, Bucket>,
     pub log: Vec<RequestRecord>,
     pub stripe: stripe::Dataset,
+    /// Webhook endpoints registered through `POST /v1/webhook_endpoints`, with their secrets.
+    pub stripe_endpoints: Vec<serde_json::Value>,
+    /// The account's clock for changes made by `/_sim/stripe/advance` (Unix seconds).
+    pub stripe_clock: i64,
+    /// Events made by `/_sim/stripe/advance`, oldest first: what `replay` delivers again.
+    pub stripe_changes: Vec<serde_json::Value>,
 }
 
 struct Bucket {
@@ -62,6 +68,9 @@ pub enum Verdict {
 
 impl Sim {
     pub fn new(seed: u64) -> Self {
+        // Webhook delivery uses reqwest over rustls, which needs a process-wide crypto provider;
+        // installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let config = SimConfig::default();
         let stripe = stripe::Dataset::generate(seed, &config.stripe);
         Sim {
@@ -72,6 +81,9 @@ impl Sim {
                 buckets: HashMap::new(),
                 log: Vec::new(),
                 stripe,
+                stripe_endpoints: Vec::new(),
+                stripe_clock: stripe::NOW,
+                stripe_changes: Vec::new(),
                 config,
             })),
             started: Instant::now(),
@@ -93,6 +105,8 @@ impl Sim {
         let mut state = self.state();
         if config.stripe != state.config.stripe {
             state.stripe = stripe::Dataset::generate(state.seed, &config.stripe);
+            state.stripe_clock = stripe::NOW;
+            state.stripe_changes.clear();
         }
         let fault_seed = config.faults.as_ref().map(|f| f.seed).unwrap_or(0);
         state.fault_rng = fastrand::Rng::with_seed(fault_seed);

@@ -75,6 +75,7 @@ pub fn app(
         .app_data(extractors::path_config())
         .app_data(extractors::query_config())
         .configure(routes::health::configure)
+        .configure(routes::webhooks::configure)
         .route("/api/v1/openapi.json", web::get().to(openapi::serve))
         .service(
             scope::scope("/api/v1")

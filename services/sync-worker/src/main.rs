@@ -13,6 +13,7 @@ mod run;
 mod scheduler;
 mod stripe;
 mod sweeper;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
-use biz_core::db::{self, sync_runs};
-use biz_core::jobs::{Job, SyncIntegration, SyncMode};
+use biz_core::db::{self, sync_runs, webhook_events};
+use biz_core::jobs::{Job, ProcessWebhookEvent, SyncIntegration, SyncMode};
 
 use crate::context::SyncContext;
 
@@ -40,6 +40,25 @@ pub async fn sweep(ctx: Arc<SyncContext>) -> anyhow::Result<()> {
                 anyhow::bail!("queue unavailable: {e}");
             }
         }
+    }
+    // Webhook events stored but never queued (Redis was away), or whose job was lost.
+    let events = webhook_events::claim_stalled(
+        &mut conn,
+        i32::try_from(jobs.requeue_after_seconds).unwrap_or(i32::MAX),
+        500,
+    )
+    .await?;
+    for event in events {
+        if let Err(e) = ctx
+            .producer
+            .push(ProcessWebhookEvent {
+                event_row_id: event.id,
+            })
+            .await
+        {
+            anyhow::bail!("queue unavailable: {e}");
+        }
+        ctx.metrics.requeued(ProcessWebhookEvent::NAME);
     }
     Ok(())
 }

@@ -88,6 +88,25 @@ pub async fn find_for_job(conn: &mut Conn, id: Uuid) -> Result<Option<Integratio
         .optional()?)
 }
 
+/// The active integration of `provider` connected to the provider account `account` (Stripe
+/// Connect's `acct_…`): how platform webhooks find their integration.
+#[tracing::instrument(skip(conn))]
+pub async fn find_by_account(
+    conn: &mut Conn,
+    provider: &str,
+    account: &str,
+) -> Result<Option<Integration>, DbError> {
+    Ok(integrations::table
+        .filter(integrations::provider.eq(provider))
+        .filter(integrations::external_account_id.eq(account))
+        .filter(integrations::status.eq("active"))
+        .order(integrations::created_at.desc())
+        .select(Integration::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 #[tracing::instrument(skip(conn))]
 pub async fn list(conn: &mut Conn, organization_id: Uuid) -> Result<Vec<Integration>, DbError> {
     Ok(integrations::table

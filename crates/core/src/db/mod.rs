@@ -9,6 +9,7 @@ pub mod scheduler;
 pub mod schema;
 pub mod stripe;
 pub mod sync_runs;
+pub mod webhook_events;
 
 use std::time::Duration;
 

@@ -166,6 +166,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_events (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        integration_id -> Uuid,
+        provider -> Text,
+        external_id -> Text,
+        event_type -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Int4,
+        enqueued_at -> Nullable<Timestamptz>,
+        received_at -> Timestamptz,
+        processed_at -> Nullable<Timestamptz>,
+        error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(api_keys -> organizations (organization_id));
 diesel::joinable!(api_keys -> users (created_by));
 diesel::joinable!(integrations -> organizations (organization_id));
@@ -178,6 +196,8 @@ diesel::joinable!(stripe_objects -> integrations (integration_id));
 diesel::joinable!(stripe_objects -> organizations (organization_id));
 diesel::joinable!(sync_runs -> integrations (integration_id));
 diesel::joinable!(sync_runs -> organizations (organization_id));
+diesel::joinable!(webhook_events -> integrations (integration_id));
+diesel::joinable!(webhook_events -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
@@ -191,4 +211,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     stripe_objects,
     sync_runs,
     users,
+    webhook_events,
 );

@@ -13,10 +13,14 @@ use serde_json::{json, Value};
 use crate::{FaultKind, Sim, Verdict};
 
 mod data;
+mod webhooks;
 
 pub use data::{event, Dataset, NOW};
+pub use webhooks::signature;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // The specific routes first: actix matches in order.
+    webhooks::configure(cfg);
     cfg.route("/v1/{resource}", web::get().to(list_objects))
         .route("/v1/{resource}/{id}", web::get().to(get_object));
 }
@@ -267,6 +271,8 @@ fn shape(object: &Value, params: &Params) -> Value {
                 o["discounts"] = json!([o["discount"].clone()]);
             }
         }
+        // An event carries its object as a plain retrieve would show it: nothing expanded.
+        Some("event") => o["data"]["object"] = shape(&o["data"]["object"], &Params(Vec::new())),
         _ => {}
     }
     o

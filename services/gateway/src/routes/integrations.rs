@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use connectors::stripe::StripeClient;
 use connectors::ProviderError;
 use diesel_async::AsyncConnection;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -227,6 +227,10 @@ async fn create(
         }
     };
     let id = Uuid::new_v4();
+    let mut credentials = credentials;
+    if body.provider == Provider::Stripe {
+        register_stripe_webhook(&state, id, &mut credentials).await;
+    }
     let sealed = state
         .keys
         .encrypt(
@@ -343,6 +347,34 @@ async fn stripe_credentials(state: &AppState, credentials: &Value) -> Result<Val
     }
 }
 
+/// Registers `…/webhooks/stripe/{id}` with the account and keeps the endpoint's id and secret
+/// with the credentials. A key that may not manage webhooks (a restricted key without that
+/// permission) still connects; its data then arrives through scheduled syncs only.
+async fn register_stripe_webhook(state: &AppState, id: Uuid, credentials: &mut Value) {
+    let key = credentials["api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let client = StripeClient::new(
+        state.http.clone(),
+        &state.settings.providers.stripe_api_base,
+        SecretString::from(key),
+    );
+    let url = format!(
+        "{}/webhooks/stripe/{id}",
+        state.settings.gateway.public_url.trim_end_matches('/')
+    );
+    match client.create_webhook_endpoint(&url).await {
+        Ok((endpoint, secret)) => {
+            credentials["webhook_endpoint_id"] = json!(endpoint);
+            credentials["webhook_secret"] = json!(secret);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, integration.id = %id, "could not register the Stripe webhook endpoint; syncs only")
+        }
+    }
+}
+
 /// Pushes the run's job. If Redis is away the run stays queued and a worker's sweeper pushes it
 /// once Redis is back, so the request still succeeds.
 async fn enqueue(
@@ -398,6 +430,9 @@ async fn disconnect(
     let (org_id, id) = path.into_inner();
     let mut conn = state.conn().await?;
     let access = who.require(&mut conn, org_id, Role::Admin).await?;
+    if let Some(integration) = integrations::find(&mut conn, org_id, id).await? {
+        remove_stripe_webhook(&state, &integration).await;
+    }
     if !integrations::disconnect(&mut conn, org_id, id).await? {
         return Err(ApiError::NotFound);
     }
@@ -411,6 +446,39 @@ async fn disconnect(
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Best effort: removes the integration's webhook endpoint at Stripe before its credentials go.
+async fn remove_stripe_webhook(state: &AppState, integration: &integrations::Integration) {
+    let Some(sealed) = integration
+        .credentials
+        .as_deref()
+        .filter(|_| integration.provider == "stripe")
+    else {
+        return;
+    };
+    let Ok(opened) = state
+        .keys
+        .decrypt(sealed, &integrations::credentials_context(integration.id))
+    else {
+        return;
+    };
+    let credentials: Value =
+        serde_json::from_str(opened.secret().expose_secret()).unwrap_or_default();
+    let (Some(key), Some(endpoint)) = (
+        credentials["api_key"].as_str(),
+        credentials["webhook_endpoint_id"].as_str(),
+    ) else {
+        return;
+    };
+    let client = StripeClient::new(
+        state.http.clone(),
+        &state.settings.providers.stripe_api_base,
+        SecretString::from(key.to_owned()),
+    );
+    if let Err(e) = client.delete_webhook_endpoint(endpoint).await {
+        tracing::warn!(error = %e, integration.id = %integration.id, "could not remove the Stripe webhook endpoint");
+    }
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -10,6 +10,7 @@ pub mod invitations;
 pub mod jobs;
 pub mod members;
 pub mod organizations;
+pub mod webhooks;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 

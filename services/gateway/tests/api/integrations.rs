@@ -47,17 +47,20 @@ async fn connecting_stripe_checks_the_key_stores_it_sealed_and_queues_a_backfill
     assert!(!body.to_string().contains(KEY));
     let run_id = body["sync_run_id"].as_str().unwrap().to_owned();
 
-    // One live call checked the key, with Stripe's auth.
+    // One live call checked the key; a second registered the webhook endpoint.
     let log: Value = reqwest::get(format!("{}/_sim/requests", app.sim))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(log["total"], 1);
+    assert_eq!(log["total"], 2);
     assert_eq!(log["data"][0]["path"], "/v1/customers");
     assert_eq!(log["data"][0]["query"], "limit=1");
     assert_eq!(log["data"][0]["status"], 200);
+    assert_eq!(log["data"][1]["method"], "POST");
+    assert_eq!(log["data"][1]["path"], "/v1/webhook_endpoints");
+    assert_eq!(log["data"][1]["status"], 200);
 
     // Sealed at rest, bound to the row.
     let sealed = stored_credentials(&app).await;

@@ -8,3 +8,4 @@ mod helpers;
 mod integrations;
 mod isolation;
 mod team;
+mod webhooks;

@@ -1,0 +1,200 @@
+//! Provider webhooks in. Each is verified on the raw body before anything is parsed, stored
+//! (unique per provider event id) before the provider gets its 2xx, and applied by a worker from
+//! the webhook queue. A redelivery is acknowledged and changes nothing. These routes are not
+//! rate-limited per user: their signatures are what admits them.
+
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use biz_core::crypto::signatures::{verify_stripe, STRIPE_TOLERANCE_SECS};
+use biz_core::db::{integrations, webhook_events, Conn};
+use biz_core::jobs::ProcessWebhookEvent;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(stripe_account).service(stripe_platform);
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Received {
+    received: bool,
+    /// True when this event had been received before; nothing changed.
+    duplicate: bool,
+}
+
+fn signature_error(e: biz_core::crypto::signatures::SignatureError) -> ApiError {
+    ApiError::bad_request(e.code(), e.to_string())
+}
+
+/// A Stripe event for one connected account, signed with that account's endpoint secret.
+#[utoipa::path(tag = "webhooks", request_body(content = String, description = "The event, as Stripe sent it"), responses((status = 200, body = Received), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[post("/webhooks/stripe/{integration_id}")]
+async fn stripe_account(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let mut conn = state.conn().await?;
+    let integration = integrations::find_for_job(&mut conn, id)
+        .await?
+        .filter(|i| i.provider == "stripe" && i.status == "active")
+        .ok_or(ApiError::NotFound)?;
+    let secret = webhook_secret(&state, &integration)?;
+    verify(&req, &body, secret.as_bytes())?;
+    let event = parse_event(&body)?;
+    store(&state, &mut conn, &integration, &event, &body).await
+}
+
+/// Stripe Connect (platform) events, signed with `STRIPE_WEBHOOK_SECRET` and routed by the
+/// event's `account` to the integration connected to that account.
+#[utoipa::path(tag = "webhooks", request_body(content = String, description = "The event, as Stripe sent it"), responses((status = 200, body = Received), (status = 400, body = ErrorBody)))]
+#[post("/webhooks/stripe")]
+async fn stripe_platform(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let secret = state
+        .settings
+        .providers
+        .stripe_webhook_secret
+        .expose_secret()
+        .to_owned();
+    if secret.is_empty() {
+        return Err(ApiError::bad_request(
+            "webhook_not_configured",
+            "no platform webhook secret is configured (STRIPE_WEBHOOK_SECRET)",
+        ));
+    }
+    verify(&req, &body, secret.as_bytes())?;
+    let event = parse_event(&body)?;
+    let account = event["account"].as_str().unwrap_or_default();
+    let mut conn = state.conn().await?;
+    let Some(integration) = integrations::find_by_account(&mut conn, "stripe", account).await?
+    else {
+        // Verified, but for no account connected here (disconnected since): acknowledged so
+        // Stripe stops retrying, and not stored.
+        tracing::info!(account, event.id = %event["id"], "platform event for an account not connected; ignored");
+        return Ok(HttpResponse::Ok().json(Received {
+            received: true,
+            duplicate: false,
+        }));
+    };
+    store(&state, &mut conn, &integration, &event, &body).await
+}
+
+fn webhook_secret(
+    state: &AppState,
+    integration: &integrations::Integration,
+) -> Result<String, ApiError> {
+    let not_configured = || {
+        ApiError::bad_request(
+            "webhook_not_configured",
+            "this integration has no webhook endpoint secret",
+        )
+    };
+    let sealed = integration
+        .credentials
+        .as_deref()
+        .ok_or_else(not_configured)?;
+    let opened = state
+        .keys
+        .decrypt(sealed, &integrations::credentials_context(integration.id))
+        .map_err(ApiError::internal)?;
+    let credentials: Value =
+        serde_json::from_str(opened.secret().expose_secret()).map_err(ApiError::internal)?;
+    credentials["webhook_secret"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(not_configured)
+}
+
+fn verify(req: &HttpRequest, body: &[u8], secret: &[u8]) -> Result<(), ApiError> {
+    let header = req
+        .headers()
+        .get("Stripe-Signature")
+        .map(|h| h.to_str().unwrap_or("\u{0}"));
+    verify_stripe(
+        header,
+        body,
+        secret,
+        chrono::Utc::now().timestamp(),
+        STRIPE_TOLERANCE_SECS,
+    )
+    .map_err(signature_error)
+}
+
+/// A verified body must still be an event: `{id: "evt_…", type, created, data: {object}}`.
+fn parse_event(body: &[u8]) -> Result<Value, ApiError> {
+    let event: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    let ok = event["id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("evt_"))
+        && event["type"].is_string()
+        && event["created"].is_i64()
+        && event["data"]["object"].is_object();
+    if !ok {
+        return Err(ApiError::validation(
+            "invalid_event",
+            "the body is not a Stripe event (id, type, created, data.object)",
+        ));
+    }
+    Ok(event)
+}
+
+async fn store(
+    state: &AppState,
+    conn: &mut Conn,
+    integration: &integrations::Integration,
+    event: &Value,
+    body: &[u8],
+) -> Result<HttpResponse, ApiError> {
+    let payload = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("malformed_json", "the body is not UTF-8"))?;
+    let inserted = webhook_events::insert(
+        conn,
+        &webhook_events::NewWebhookEvent {
+            id: Uuid::new_v4(),
+            organization_id: integration.organization_id,
+            integration_id: integration.id,
+            provider: "stripe",
+            external_id: event["id"].as_str().unwrap_or_default(),
+            event_type: event["type"].as_str().unwrap_or_default(),
+            payload,
+        },
+    )
+    .await?;
+    let Some(row) = inserted else {
+        return Ok(HttpResponse::Ok().json(Received {
+            received: true,
+            duplicate: true,
+        }));
+    };
+    // Stored: the answer is 200 whatever happens next. If Redis is away, the sweeper queues it.
+    match state
+        .producer
+        .push(ProcessWebhookEvent { event_row_id: row })
+        .await
+    {
+        Ok(()) => {
+            if let Err(e) = webhook_events::mark_enqueued(conn, row).await {
+                tracing::warn!(error = %e, "could not record the enqueue");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "queue unavailable; the sweeper will queue the event"),
+    }
+    Ok(HttpResponse::Ok().json(Received {
+        received: true,
+        duplicate: false,
+    }))
+}
