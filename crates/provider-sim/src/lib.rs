@@ -80,10 +80,10 @@ impl Sim {
                 fault_hits: 0,
                 buckets: HashMap::new(),
                 log: Vec::new(),
-                stripe,
                 stripe_endpoints: Vec::new(),
-                stripe_clock: stripe::NOW,
+                stripe_clock: stripe.latest(),
                 stripe_changes: Vec::new(),
+                stripe,
                 config,
             })),
             started: Instant::now(),
@@ -105,7 +105,7 @@ impl Sim {
         let mut state = self.state();
         if config.stripe != state.config.stripe {
             state.stripe = stripe::Dataset::generate(state.seed, &config.stripe);
-            state.stripe_clock = stripe::NOW;
+            state.stripe_clock = state.stripe.latest();
             state.stripe_changes.clear();
         }
         let fault_seed = config.faults.as_ref().map(|f| f.seed).unwrap_or(0);

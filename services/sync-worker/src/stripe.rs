@@ -8,7 +8,7 @@
 //! **Incremental**: walks `/v1/events` from the last event applied towards the newest
 //! (`ending_before`), applying each event's object oldest first. Ids, not times, mark the
 //! cursor, so the boundary has neither a gap nor a duplicate. Stripe keeps events for 30 days:
-//! a cursor older than that, or one Stripe no longer knows, falls back to a backfill.
+//! a cursor Stripe no longer knows falls back to a backfill.
 //!
 //! Every page is stored in one transaction with the run's progress and checkpoint (and, for
 //! events, the integration's cursor), so a killed run resumes after the last stored page; rows
@@ -50,9 +50,6 @@ const RESOURCES: [(&str, &[(&str, &str)]); 6] = [
     ("refunds", &[]),
 ];
 
-/// Stripe keeps events for 30 days; a cursor older than this is not trusted to be complete.
-const EVENTS_KEPT: chrono::Duration = chrono::Duration::days(29);
-
 /// 429s waited out inside one page fetch before the attempt gives up and backs off as a whole.
 const MAX_INLINE_WAITS: u32 = 5;
 
@@ -91,10 +88,10 @@ pub async fn sync(
     };
     let cursor = integration.sync_state["stripe"]["events_after"].clone();
     let backfilling = s.checkpoint.get("backfill").is_some();
-    let cursor_fresh = cursor["created"]
-        .as_i64()
-        .is_some_and(|t| Utc::now().timestamp() - t < EVENTS_KEPT.num_seconds());
-    if run.mode == "incremental" && !backfilling && cursor["id"].is_string() && cursor_fresh {
+    // Stripe keeps events for 30 days and drops the oldest first: while the cursor event still
+    // exists, every event after it does too. Once it is gone Stripe answers `resource_missing`
+    // and we backfill. (Stripe's clock decides, not ours.)
+    if run.mode == "incremental" && !backfilling && cursor["id"].is_string() {
         match s.events(cursor["id"].as_str().unwrap_or_default()).await {
             // Stripe no longer knows the cursor event: start over with a backfill.
             Err(SyncError::Provider(ProviderError::Rejected {
@@ -137,7 +134,12 @@ impl Sync<'_> {
                 if self.keeper.stop.is_cancelled() {
                     return Err(SyncError::Interrupted);
                 }
-                let fetched_at = Utc::now().timestamp();
+                // A list page is at least as new as the last event before the backfill began:
+                // events after it (from webhooks or the next incremental sync) may overwrite
+                // it, older ones may not. Versions are the provider's clock, not ours.
+                let version = self.checkpoint["backfill"]["events_after"]["created"]
+                    .as_i64()
+                    .unwrap_or(0);
                 let page = {
                     let after = after.clone();
                     let params = params.clone();
@@ -148,7 +150,7 @@ impl Sync<'_> {
                     })
                     .await?
                 };
-                let rows = self.rows(&page.data, fetched_at);
+                let rows = self.rows(&page.data, version);
                 self.count(resource, page.data.len(), rows.len());
                 if let Some(last) = page.last_id() {
                     after = Some(last.to_owned());

@@ -619,6 +619,24 @@ impl Dataset {
         Some(ch)
     }
 
+    /// The latest `created` in the account: changes made later happen after it.
+    pub fn latest(&self) -> i64 {
+        [
+            &self.customers,
+            &self.subscriptions,
+            &self.invoices,
+            &self.charges,
+            &self.payment_intents,
+            &self.refunds,
+            &self.events,
+        ]
+        .iter()
+        .flat_map(|list| list.iter().filter_map(|o| o["created"].as_i64()))
+        .max()
+        .unwrap_or(NOW)
+        .max(NOW)
+    }
+
     /// Every list newest first (`created` descending, then id), as Stripe serves them.
     fn sort(&mut self) {
         for list in [

@@ -207,6 +207,7 @@ async fn advance(sim: web::Data<Sim>, body: web::Json<Advance>) -> HttpResponse 
         "events": events.iter().map(|e| json!({ "id": e["id"], "type": e["type"] })).collect::<Vec<_>>(),
         "deliveries": delivered.attempts,
         "failed_deliveries": delivered.failed,
+        "errors": delivered.errors,
     }))
 }
 
@@ -221,6 +222,8 @@ async fn replay(sim: web::Data<Sim>) -> HttpResponse {
 struct Delivered {
     attempts: usize,
     failed: usize,
+    /// The first few failures, for whoever debugs the receiver.
+    errors: Vec<String>,
 }
 
 /// POSTs each event to every registered endpoint, signed with that endpoint's secret and the
@@ -248,8 +251,20 @@ async fn deliver(sim: &Sim, events: &[Value]) -> Delivered {
                 .body(body.clone())
                 .send()
                 .await;
-            if !sent.map(|r| r.status().is_success()).unwrap_or(false) {
+            let failure = match sent {
+                Ok(r) if r.status().is_success() => None,
+                Ok(r) => Some(format!(
+                    "{} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                )),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(f) = failure {
                 out.failed += 1;
+                if out.errors.len() < 3 {
+                    out.errors.push(f);
+                }
             }
         }
     }

@@ -166,9 +166,16 @@ impl Harness {
 
     /// The gateway, in this process, on the same database, queues and simulator.
     pub async fn gateway(&self) -> String {
-        let app =
-            gateway::startup::Application::build(settings(&self.db_url, &self.prefix, &self.sim))
-                .expect("gateway");
+        // The gateway registers webhook endpoints at its public URL: make that its real address.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut settings = settings(&self.db_url, &self.prefix, &self.sim);
+        settings.gateway.addr = format!("127.0.0.1:{port}");
+        settings.gateway.public_url = format!("http://127.0.0.1:{port}");
+        let app = gateway::startup::Application::build(settings).expect("gateway");
         let url = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run());
         url

@@ -6,6 +6,7 @@ mod harness;
 mod outage;
 mod retries;
 mod scheduling;
+mod webhooks;
 
 use std::collections::BTreeMap;
 
