@@ -9,6 +9,7 @@
 mod consumer;
 mod context;
 mod lease;
+mod rollups;
 mod run;
 mod scheduler;
 mod stripe;
@@ -45,8 +46,18 @@ async fn main() -> anyhow::Result<()> {
         },
     ));
 
+    let rollups = tokio::spawn(worker_runtime::every(
+        "rollups",
+        std::time::Duration::from_secs(2),
+        rt.shutdown.clone(),
+        {
+            let ctx = ctx.clone();
+            move || rollups::tick(ctx.clone())
+        },
+    ));
+
     consumer::run(&rt, ctx).await;
-    let _ = tokio::join!(sweep, schedule);
+    let _ = tokio::join!(sweep, schedule, rollups);
     tracing::info!(worker.id = %rt.worker_id, "sync-worker stopped");
     Ok(())
 }

@@ -22,6 +22,7 @@ use biz_core::db::stripe::{object_from_event, upsert, StripeObject};
 use biz_core::db::sync_runs::{self, SyncRun};
 use biz_core::db::{self, DbError};
 use biz_core::jobs::{backoff_delay, Backoff};
+use biz_core::metrics::rollup;
 use chrono::Utc;
 use connectors::stripe::StripeClient;
 use connectors::ProviderError;
@@ -292,8 +293,15 @@ impl Sync<'_> {
             self.integration.id,
         );
         let (progress, checkpoint) = (&self.progress, &self.checkpoint);
+        let organization = self.integration.organization_id;
         conn.transaction::<_, SyncError, _>(async move |conn| {
             upsert(conn, rows).await?;
+            if let Some(first) = rows.iter().map(|r| r.created).min() {
+                // A day early: the organisation's time zone may put this instant on the day
+                // before its UTC date.
+                let day = first.date_naive().pred_opt().unwrap_or(first.date_naive());
+                rollup::mark_dirty(conn, organization, day).await?;
+            }
             if let Some(state) = sync_state {
                 integrations::set_sync_state(conn, integration, state).await?;
             }

@@ -13,6 +13,7 @@ use biz_core::db::stripe::{object_from_event, upsert};
 use biz_core::db::webhook_events::{self, WebhookEvent};
 use biz_core::db::{self, DbError};
 use biz_core::jobs::{backoff_delay, Job, ProcessWebhookEvent};
+use biz_core::metrics::rollup;
 use diesel_async::AsyncConnection;
 
 use crate::context::SyncContext;
@@ -83,6 +84,13 @@ async fn apply_stripe(conn: &mut db::Conn, event: &WebhookEvent) -> Result<(), A
     conn.transaction::<_, ApplyError, _>(async move |conn| {
         if let Some(row) = row {
             upsert(conn, std::slice::from_ref(&row)).await?;
+            // The object's own day onwards: its history is rebuilt from its current state.
+            let day = row
+                .created
+                .date_naive()
+                .pred_opt()
+                .unwrap_or(row.created.date_naive());
+            rollup::mark_dirty(conn, row.organization_id, day).await?;
         }
         webhook_events::mark_processed(conn, id).await?;
         Ok(())

@@ -78,6 +78,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    metric_daily (organization_id, metric, day, dimension) {
+        organization_id -> Uuid,
+        metric -> Text,
+        day -> Date,
+        dimension -> Text,
+        value -> Numeric,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    metric_dirty (organization_id) {
+        organization_id -> Uuid,
+        dirty_from -> Date,
+        marked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     organizations (id) {
         id -> Uuid,
         name -> Text,
@@ -191,6 +210,8 @@ diesel::joinable!(integrations -> users (created_by));
 diesel::joinable!(invitations -> organizations (organization_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(metric_daily -> organizations (organization_id));
+diesel::joinable!(metric_dirty -> organizations (organization_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(stripe_objects -> integrations (integration_id));
 diesel::joinable!(stripe_objects -> organizations (organization_id));
@@ -205,6 +226,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     integrations,
     invitations,
     memberships,
+    metric_daily,
+    metric_dirty,
     organizations,
     scheduler_ticks,
     sessions,

@@ -1,3 +1,4 @@
 //! Metric definitions and the rules behind them (contract section 5; docs/METRICS.md).
 
 pub mod mrr;
+pub mod rollup;

@@ -1,0 +1,269 @@
+//! Daily rollups of Stripe's metrics, per organisation, day in the organisation's time zone, and
+//! dimension. Whatever changes provider data marks the organisation dirty from the first day it
+//! affects (in the same transaction); a worker recomputes from that day to today only.
+//!
+//! Flow metrics (by the day an object was created) are summed in SQL over that window:
+//! `stripe_revenue` (succeeded charges' `amount`), `stripe_net_revenue` (the same minus
+//! `amount_refunded`), `stripe_refunds_total` (succeeded refunds' `amount`), per currency;
+//! `stripe_payment_intents` per status. Stock metrics are as of the end of each day:
+//! `stripe_mrr` and `stripe_arr` per currency (by [`super::mrr`]), `stripe_subscriptions_active`
+//! (subscriptions counted in MRR) and `stripe_customers_total` (customers created by then and not
+//! deleted).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Date, Integer, Text};
+use diesel_async::RunQueryDsl;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::mrr::{round_half_even, subscription_mrr, Amount, Convention};
+use crate::db::{Conn, DbError};
+
+pub const FLOW_METRICS: [&str; 4] = [
+    "stripe_revenue",
+    "stripe_net_revenue",
+    "stripe_refunds_total",
+    "stripe_payment_intents",
+];
+pub const STOCK_METRICS: [&str; 4] = [
+    "stripe_mrr",
+    "stripe_arr",
+    "stripe_subscriptions_active",
+    "stripe_customers_total",
+];
+
+/// Marks `organization_id` dirty from `from` (kept at the earliest day marked).
+pub async fn mark_dirty(
+    conn: &mut Conn,
+    organization_id: Uuid,
+    from: NaiveDate,
+) -> Result<(), DbError> {
+    diesel::sql_query(
+        "INSERT INTO metric_dirty (organization_id, dirty_from) VALUES ($1, $2)
+         ON CONFLICT (organization_id) DO UPDATE
+            SET dirty_from = LEAST(metric_dirty.dirty_from, EXCLUDED.dirty_from), marked_at = now()",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(organization_id)
+    .bind::<Date, _>(from)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, QueryableByName)]
+pub struct Dirty {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub organization_id: Uuid,
+    #[diesel(sql_type = Date)]
+    pub dirty_from: NaiveDate,
+}
+
+/// Takes up to `limit` dirty organisations off the list (rows locked by another worker are
+/// skipped). A caller that fails to recompute one marks it dirty again.
+pub async fn claim_dirty(conn: &mut Conn, limit: i32) -> Result<Vec<Dirty>, DbError> {
+    Ok(diesel::sql_query(
+        "DELETE FROM metric_dirty WHERE organization_id IN (
+            SELECT organization_id FROM metric_dirty ORDER BY marked_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING organization_id, dirty_from",
+    )
+    .bind::<Integer, _>(limit)
+    .load(conn)
+    .await?)
+}
+
+#[derive(QueryableByName)]
+struct Tzone {
+    #[diesel(sql_type = Text)]
+    timezone: String,
+}
+
+#[derive(QueryableByName)]
+struct Raw {
+    #[diesel(sql_type = Text)]
+    object_type: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    deleted: bool,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    created: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    raw: Value,
+}
+
+/// The organisation's day containing `at`.
+pub fn local_day(at: DateTime<Utc>, tz: Tz) -> NaiveDate {
+    at.with_timezone(&tz).date_naive()
+}
+
+/// The first instant of `day` in `tz`, in UTC.
+fn day_start(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    tz.from_local_datetime(&midnight)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        // A zone whose midnight does not exist that day (a DST gap): an hour later exists.
+        .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
+}
+
+/// Recomputes every Stripe metric of the organisation from `from` to today (its time zone).
+pub async fn recompute(
+    conn: &mut Conn,
+    organization_id: Uuid,
+    from: NaiveDate,
+) -> Result<usize, DbError> {
+    let tz: Tz = diesel::sql_query("SELECT timezone FROM organizations WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(organization_id)
+        .get_result::<Tzone>(conn)
+        .await
+        .optional()?
+        .and_then(|t| t.timezone.parse().ok())
+        .unwrap_or(Tz::UTC);
+    let today = local_day(Utc::now(), tz);
+    let from = from.min(today);
+    let start = day_start(from, tz);
+    let tz_name = tz.name();
+
+    // Flows, in SQL, over the window only.
+    diesel::sql_query(
+        "DELETE FROM metric_daily WHERE organization_id = $1 AND day >= $2 AND metric = ANY($3)",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(organization_id)
+    .bind::<Date, _>(from)
+    .bind::<Array<Text>, _>(
+        FLOW_METRICS
+            .iter()
+            .chain(STOCK_METRICS.iter())
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .await?;
+    let flows = diesel::sql_query(
+        "INSERT INTO metric_daily (organization_id, metric, day, dimension, value)
+         SELECT $1, metric, day, dimension, value FROM (
+            SELECT 'stripe_revenue' AS metric, (created AT TIME ZONE $3)::date AS day, currency AS dimension, sum(amount)::numeric AS value
+              FROM stripe_objects WHERE organization_id = $1 AND object_type = 'charge' AND status = 'succeeded' AND created >= $2
+             GROUP BY 2, 3
+            UNION ALL
+            SELECT 'stripe_net_revenue', (created AT TIME ZONE $3)::date, currency,
+                   sum(amount - COALESCE((raw->>'amount_refunded')::bigint, 0))::numeric
+              FROM stripe_objects WHERE organization_id = $1 AND object_type = 'charge' AND status = 'succeeded' AND created >= $2
+             GROUP BY 2, 3
+            UNION ALL
+            SELECT 'stripe_refunds_total', (created AT TIME ZONE $3)::date, currency, sum(amount)::numeric
+              FROM stripe_objects WHERE organization_id = $1 AND object_type = 'refund' AND status = 'succeeded' AND created >= $2
+             GROUP BY 2, 3
+            UNION ALL
+            SELECT 'stripe_payment_intents', (created AT TIME ZONE $3)::date, COALESCE(status, ''), count(*)::numeric
+              FROM stripe_objects WHERE organization_id = $1 AND object_type = 'payment_intent' AND created >= $2
+             GROUP BY 2, 3
+         ) f",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(organization_id)
+    .bind::<diesel::sql_types::Timestamptz, _>(start)
+    .bind::<Text, _>(tz_name)
+    .execute(conn)
+    .await?;
+
+    // Stocks, as of the end of each day, from the stored subscriptions and customers.
+    let objects: Vec<Raw> = diesel::sql_query(
+        "SELECT object_type, deleted, created, raw FROM stripe_objects
+          WHERE organization_id = $1 AND object_type IN ('subscription', 'customer')",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(organization_id)
+    .load(conn)
+    .await?;
+    let convention = Convention::default();
+    let (mut metrics, mut days, mut dims, mut values) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut day = from;
+    while day <= today {
+        let end = day_start(day.checked_add_days(Days::new(1)).unwrap_or(day), tz)
+            - chrono::Duration::seconds(1);
+        let mut mrr: BTreeMap<String, Amount> = BTreeMap::new();
+        let mut active = 0i64;
+        let mut customers = 0i64;
+        for o in &objects {
+            match o.object_type.as_str() {
+                "customer" if !o.deleted && o.created <= end => customers += 1,
+                "subscription" if !o.deleted => {
+                    if let Some((currency, amount)) = subscription_mrr(&o.raw, end, &convention) {
+                        *mrr.entry(currency).or_default() += amount;
+                        active += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut push = |metric: &str, dim: &str, value: String| {
+            metrics.push(metric.to_owned());
+            days.push(day);
+            dims.push(dim.to_owned());
+            values.push(value);
+        };
+        for (currency, amount) in &mrr {
+            let monthly = round_half_even(*amount);
+            push("stripe_mrr", currency, monthly.to_string());
+            // ARR is twelve times the exact MRR, rounded once.
+            push(
+                "stripe_arr",
+                currency,
+                round_half_even(*amount * Amount::from_integer(12)).to_string(),
+            );
+        }
+        push("stripe_subscriptions_active", "", active.to_string());
+        push("stripe_customers_total", "", customers.to_string());
+        day = match day.checked_add_days(Days::new(1)) {
+            Some(d) => d,
+            None => break,
+        };
+    }
+    let stocks = diesel::sql_query(
+        "INSERT INTO metric_daily (organization_id, metric, day, dimension, value)
+         SELECT $1, m, d, dim, v::numeric FROM UNNEST($2::text[], $3::date[], $4::text[], $5::text[]) AS t(m, d, dim, v)",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(organization_id)
+    .bind::<Array<Text>, _>(metrics)
+    .bind::<Array<Date>, _>(days)
+    .bind::<Array<Text>, _>(dims)
+    .bind::<Array<Text>, _>(values)
+    .execute(conn)
+    .await?;
+    Ok(flows + stocks)
+}
+
+/// One point of a stored series.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct Point {
+    #[diesel(sql_type = Date)]
+    pub day: NaiveDate,
+    #[diesel(sql_type = Text)]
+    pub dimension: String,
+    /// Exact, as text (`NUMERIC`).
+    #[diesel(sql_type = Text)]
+    pub value: String,
+}
+
+/// A metric's stored daily values between `from` and `to` inclusive.
+pub async fn series(
+    conn: &mut Conn,
+    organization_id: Uuid,
+    metric: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<Point>, DbError> {
+    Ok(diesel::sql_query(
+        "SELECT day, dimension, value::text AS value FROM metric_daily
+          WHERE organization_id = $1 AND metric = $2 AND day BETWEEN $3 AND $4
+          ORDER BY day, dimension",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(organization_id)
+    .bind::<Text, _>(metric)
+    .bind::<Date, _>(from)
+    .bind::<Date, _>(to)
+    .load(conn)
+    .await?)
+}

@@ -1,0 +1,2 @@
+DROP TABLE metric_dirty;
+DROP TABLE metric_daily;
