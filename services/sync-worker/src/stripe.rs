@@ -169,6 +169,12 @@ impl Sync<'_> {
         let state = json!({ "stripe": { "events_after": cursor, "backfilled_at": Utc::now().timestamp() } });
         let mut conn = db::conn(&self.ctx.pool).await?;
         integrations::set_sync_state(&mut conn, self.integration.id, &state).await?;
+        let earliest =
+            biz_core::db::stripe::earliest_created(&mut conn, self.integration.id).await?;
+        if let Some(first) = earliest {
+            let day = first.date_naive().pred_opt().unwrap_or(first.date_naive());
+            rollup::mark_dirty(&mut conn, self.integration.organization_id, day).await?;
+        }
         Ok(())
     }
 
@@ -296,11 +302,14 @@ impl Sync<'_> {
         let organization = self.integration.organization_id;
         conn.transaction::<_, SyncError, _>(async move |conn| {
             upsert(conn, rows).await?;
-            if let Some(first) = rows.iter().map(|r| r.created).min() {
-                // A day early: the organisation's time zone may put this instant on the day
-                // before its UTC date.
-                let day = first.date_naive().pred_opt().unwrap_or(first.date_naive());
-                rollup::mark_dirty(conn, organization, day).await?;
+            // Incremental pages make the rollups stale from their earliest object's day (a day
+            // early: the organisation's time zone may put it on the day before its UTC date).
+            // A backfill marks once, at its end, rather than after every page.
+            if sync_state.is_some() {
+                if let Some(first) = rows.iter().map(|r| r.created).min() {
+                    let day = first.date_naive().pred_opt().unwrap_or(first.date_naive());
+                    rollup::mark_dirty(conn, organization, day).await?;
+                }
             }
             if let Some(state) = sync_state {
                 integrations::set_sync_state(conn, integration, state).await?;

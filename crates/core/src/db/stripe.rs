@@ -168,3 +168,16 @@ pub fn object_from_event(
     }
     Some(row)
 }
+
+/// When the integration's oldest stored object was created: where its metrics begin.
+pub async fn earliest_created(
+    conn: &mut Conn,
+    integration_id: Uuid,
+) -> Result<Option<DateTime<Utc>>, DbError> {
+    use stripe_objects as t;
+    Ok(t::table
+        .filter(t::integration_id.eq(integration_id))
+        .select(diesel::dsl::min(t::created))
+        .first(conn)
+        .await?)
+}

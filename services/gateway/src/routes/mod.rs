@@ -9,6 +9,7 @@ pub mod integrations;
 pub mod invitations;
 pub mod jobs;
 pub mod members;
+pub mod metrics;
 pub mod organizations;
 pub mod webhooks;
 
@@ -24,6 +25,7 @@ pub fn api_v1(cfg: &mut ServiceConfig) {
     audit_log::configure(cfg);
     integrations::configure(cfg);
     jobs::configure(cfg);
+    metrics::configure(cfg);
 }
 
 /// A list response: `{"data": [...], "next_cursor": ...}`.

@@ -3,6 +3,7 @@
 
 mod crash;
 mod harness;
+mod metrics;
 mod outage;
 mod retries;
 mod scheduling;

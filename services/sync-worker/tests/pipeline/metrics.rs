@@ -1,0 +1,368 @@
+//! Stripe metrics end to end: a 2,000-customer account is backfilled through the real worker,
+//! the rollups are computed, and the API's series must equal values computed here
+//! independently — from the simulator's data set and the contract's written rules, with integer
+//! arithmetic of our own rather than the product's MRR code.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use provider_sim::config::StripeConfig;
+use provider_sim::stripe::Dataset;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::harness::Harness;
+
+const KEY: &str = "sk_test_51MetricsAccount000000001";
+
+fn day_of(ts: i64) -> NaiveDate {
+    Utc.timestamp_opt(ts, 0).unwrap().date_naive()
+}
+
+/// Flow metrics by (day, currency), from the data set: revenue, net revenue, refunds.
+fn flows(d: &Dataset) -> [BTreeMap<(NaiveDate, String), i64>; 3] {
+    let (mut revenue, mut net, mut refunds) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    for c in d.charges.iter().filter(|c| c["status"] == "succeeded") {
+        let key = (
+            day_of(c["created"].as_i64().unwrap()),
+            c["currency"].as_str().unwrap().to_owned(),
+        );
+        *revenue.entry(key.clone()).or_insert(0) += c["amount"].as_i64().unwrap();
+        *net.entry(key).or_insert(0) +=
+            c["amount"].as_i64().unwrap() - c["amount_refunded"].as_i64().unwrap();
+    }
+    for r in d.refunds.iter().filter(|r| r["status"] == "succeeded") {
+        let key = (
+            day_of(r["created"].as_i64().unwrap()),
+            r["currency"].as_str().unwrap().to_owned(),
+        );
+        *refunds.entry(key).or_insert(0) += r["amount"].as_i64().unwrap();
+    }
+    [revenue, net, refunds]
+}
+
+/// MRR × 3600 for one subscription at the end of `day`, by the contract's rules, or None when
+/// it does not count. 3600 = 12 × 100 × 3 makes every normalisation and discount here exact.
+fn mrr_scaled(s: &Value, day: NaiveDate) -> Option<i128> {
+    let end = Utc
+        .from_utc_datetime(&day.and_hms_opt(23, 59, 59).unwrap())
+        .timestamp();
+    let t = |k: &str| s[k].as_i64();
+    let began = [t("start_date"), t("trial_end")]
+        .into_iter()
+        .flatten()
+        .max()?;
+    if began > end || t("ended_at").is_some_and(|e| e <= end) {
+        return None;
+    }
+    let status = s["status"].as_str().unwrap();
+    let scheduled = s["cancel_at_period_end"] == true || !s["cancel_at"].is_null();
+    if status == "canceled" || scheduled {
+        match t("canceled_at") {
+            Some(c) if c <= end => return None,
+            Some(_) if status == "canceled" => {}
+            None if status == "canceled" => return None,
+            _ => {}
+        }
+    }
+    if status != "canceled"
+        && (!s["pause_collection"].is_null() || !matches!(status, "active" | "past_due"))
+    {
+        return None;
+    }
+    let mut total: i128 = 0;
+    let mut period: Option<(String, i128)> = None;
+    for item in s["items"]["data"].as_array().unwrap() {
+        let price = &item["price"];
+        if price["recurring"]["usage_type"] == "metered" {
+            continue;
+        }
+        let interval = price["recurring"]["interval"].as_str().unwrap().to_owned();
+        let n = price["recurring"]["interval_count"].as_i64().unwrap() as i128;
+        let q = item["quantity"].as_i64().unwrap() as i128;
+        let per_period: i128 = if price["billing_scheme"] == "tiered" {
+            let mut sum = 0;
+            let mut below = 0;
+            for tier in price["tiers"].as_array().unwrap() {
+                if q <= below {
+                    break;
+                }
+                let top = tier["up_to"]
+                    .as_i64()
+                    .map(|u| u as i128)
+                    .unwrap_or(i128::MAX)
+                    .min(q);
+                sum += tier["unit_amount"].as_i64().unwrap() as i128 * (top - below)
+                    + tier["flat_amount"].as_i64().unwrap_or(0) as i128;
+                below = top;
+            }
+            sum
+        } else {
+            price["unit_amount"].as_i64().unwrap() as i128 * q
+        };
+        total += scale(per_period, &interval, n);
+        period.get_or_insert((interval, n));
+    }
+    if let Some(coupon) = s["discount"]["coupon"].as_object() {
+        if coupon["duration"] == "forever" {
+            if let Some(p) = coupon["percent_off"].as_f64() {
+                total = total * (100 - p as i128) / 100;
+            } else if let Some(off) = coupon["amount_off"].as_i64() {
+                let (interval, n) = period.clone().unwrap();
+                total = (total - scale(off as i128, &interval, n)).max(0);
+            }
+        }
+    }
+    Some(total)
+}
+
+/// A per-period amount as monthly × 3600.
+fn scale(amount: i128, interval: &str, n: i128) -> i128 {
+    match interval {
+        "month" => amount * 3600 / n,
+        "year" => amount * 300 / n,
+        "week" => amount * 52 * 300 / n,
+        "day" => amount * 365 * 300 / n,
+        other => panic!("interval {other}"),
+    }
+}
+
+fn half_even(scaled: i128) -> i64 {
+    let (q, r) = (scaled / 3600, scaled % 3600);
+    (if r * 2 > 3600 || (r * 2 == 3600 && q % 2 == 1) {
+        q + 1
+    } else {
+        q
+    }) as i64
+}
+
+async fn get(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    let res = http.get(url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{url}");
+    res.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_match_values_computed_from_the_account_at_three_dates() {
+    let customers = 2_000;
+    let h = Harness::new(customers).await;
+    let gateway = h.gateway().await;
+    let http = reqwest::Client::new();
+    let signup: Value = http
+        .post(format!("{gateway}/api/v1/auth/signup"))
+        .json(&json!({ "email": "cfo@example.com", "password": "correct horse battery staple", "name": "CFO", "organization_name": "Metrics Co" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = signup["token"].as_str().unwrap();
+    let org = signup["organization"]["id"].as_str().unwrap();
+    let connected: Value = http
+        .post(format!("{gateway}/api/v1/orgs/{org}/integrations"))
+        .bearer_auth(token)
+        .json(&json!({ "provider": "stripe", "credentials": { "api_key": KEY } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let _w = h.worker(
+        "metrics",
+        &[("BIZ__PROVIDERS__STRIPE_TEST_REQUESTS_PER_SECOND", "5000")],
+    );
+    let run_url = format!(
+        "{gateway}/api/v1/orgs/{org}/sync-runs/{}",
+        connected["sync_run_id"].as_str().unwrap()
+    );
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let run = get(&http, &run_url, token).await;
+        if run["status"] == "succeeded" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "backfill: {run}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The rollups follow the backfill.
+    let base = format!("{gateway}/api/v1/orgs/{org}/metrics");
+    let customers_url = format!("{base}/stripe_customers_total?from=2026-01-10&to=2026-01-10");
+    loop {
+        if !get(&http, &customers_url, token).await["series"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rollups did not appear");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let d = Dataset::generate(
+        42,
+        &StripeConfig {
+            customers,
+            api_keys: vec![],
+        },
+    );
+
+    // Revenue, net revenue and refunds per currency and day, over the whole history.
+    let [revenue, net, refunds] = flows(&d);
+    for (key, want) in [
+        ("stripe_revenue", revenue),
+        ("stripe_net_revenue", net),
+        ("stripe_refunds_total", refunds),
+    ] {
+        let body = get(
+            &http,
+            &format!("{base}/{key}?from=2024-06-01&to=2026-12-31"),
+            token,
+        )
+        .await;
+        let got: BTreeMap<(NaiveDate, String), i64> = body["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    (
+                        p["date"].as_str().unwrap().parse().unwrap(),
+                        p["currency"].as_str().unwrap().to_owned(),
+                    ),
+                    p["value"].as_i64().unwrap(),
+                )
+            })
+            .filter(|(_, v)| *v != 0)
+            .collect();
+        let want: BTreeMap<_, _> = want.into_iter().filter(|(_, v)| *v != 0).collect();
+        assert_eq!(got.len(), want.len(), "{key}: days × currencies");
+        assert_eq!(got, want, "{key}");
+    }
+
+    // MRR per currency, active subscriptions and customers at three dates.
+    for date in ["2025-09-30", "2025-12-15", "2026-01-10"] {
+        let day: NaiveDate = date.parse().unwrap();
+        let mut mrr: BTreeMap<String, i128> = BTreeMap::new();
+        let mut active = 0;
+        for s in &d.subscriptions {
+            if let Some(v) = mrr_scaled(s, day) {
+                *mrr.entry(s["currency"].as_str().unwrap().to_owned())
+                    .or_insert(0) += v;
+                active += 1;
+            }
+        }
+        let want_mrr: BTreeMap<String, i64> =
+            mrr.into_iter().map(|(c, v)| (c, half_even(v))).collect();
+        let body = get(
+            &http,
+            &format!("{base}/stripe_mrr?from={date}&to={date}"),
+            token,
+        )
+        .await;
+        let got_mrr: BTreeMap<String, i64> = body["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["currency"].as_str().unwrap().to_owned(),
+                    p["value"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got_mrr, want_mrr, "MRR on {date}");
+        assert_eq!(want_mrr.len(), 4, "four currencies on {date}");
+
+        let body = get(
+            &http,
+            &format!("{base}/stripe_subscriptions_active?from={date}&to={date}"),
+            token,
+        )
+        .await;
+        assert_eq!(
+            body["series"][0]["value"], active,
+            "active subscriptions on {date}"
+        );
+        let end = Utc
+            .from_utc_datetime(&day.and_hms_opt(23, 59, 59).unwrap())
+            .timestamp();
+        let want_customers = d
+            .customers
+            .iter()
+            .filter(|c| c["created"].as_i64().unwrap() <= end)
+            .count();
+        let body = get(
+            &http,
+            &format!("{base}/stripe_customers_total?from={date}&to={date}"),
+            token,
+        )
+        .await;
+        assert_eq!(
+            body["series"][0]["value"], want_customers,
+            "customers on {date}"
+        );
+    }
+
+    // A month of MRR is its last day's value; a month of revenue is the sum of its days.
+    let month = get(
+        &http,
+        &format!("{base}/stripe_mrr?from=2025-12-01&to=2025-12-31&granularity=month&currency=usd"),
+        token,
+    )
+    .await;
+    let last_day = get(
+        &http,
+        &format!("{base}/stripe_mrr?from=2025-12-31&to=2025-12-31&currency=usd"),
+        token,
+    )
+    .await;
+    assert_eq!(month["series"][0]["value"], last_day["series"][0]["value"]);
+    assert_eq!(month["series"][0]["date"], "2025-12-01");
+    let days = get(
+        &http,
+        &format!("{base}/stripe_revenue?from=2025-12-01&to=2025-12-31&currency=usd"),
+        token,
+    )
+    .await;
+    let sum: i64 = days["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_i64().unwrap())
+        .sum();
+    let month = get(
+        &http,
+        &format!(
+            "{base}/stripe_revenue?from=2025-12-01&to=2025-12-31&granularity=month&currency=usd"
+        ),
+        token,
+    )
+    .await;
+    assert_eq!(month["series"][0]["value"], sum);
+
+    // Bad requests are 422 with a code.
+    for (query, code) in [
+        ("stripe_mrr?from=2025-13-01&to=2025-12-31", "invalid_date"),
+        ("stripe_mrr?from=2025-12-31&to=2025-12-01", "invalid_range"),
+        ("stripe_mrr?from=2015-01-01&to=2025-12-01", "range_too_long"),
+        (
+            "stripe_mrr?from=2025-12-01&to=2025-12-31&granularity=hour",
+            "invalid_granularity",
+        ),
+        ("nonsense?from=2025-12-01&to=2025-12-31", "unknown_metric"),
+    ] {
+        let res = http
+            .get(format!("{base}/{query}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{query}");
+    }
+}
