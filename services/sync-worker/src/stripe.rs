@@ -35,8 +35,11 @@ use crate::lease::LeaseKeeper;
 use crate::run::SyncError;
 
 /// The resources a backfill walks, in order, with the list parameters each needs.
-const RESOURCES: [(&str, &[(&str, &str)]); 6] = [
+const RESOURCES: [(&str, &[(&str, &str)]); 7] = [
     ("customers", &[]),
+    // With their tiers: events carry subscriptions' prices without them, and tiered MRR needs
+    // them (docs/METRICS.md).
+    ("prices", &[("expand[]", "data.tiers")]),
     (
         "subscriptions",
         &[

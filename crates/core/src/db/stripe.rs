@@ -13,8 +13,9 @@ use crate::db::schema::stripe_objects;
 use crate::db::{Conn, DbError};
 
 /// The object types synced, by their Stripe `object` name.
-pub const OBJECT_TYPES: [&str; 6] = [
+pub const OBJECT_TYPES: [&str; 7] = [
     "customer",
+    "price",
     "subscription",
     "invoice",
     "charge",

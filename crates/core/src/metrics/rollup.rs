@@ -171,11 +171,22 @@ pub async fn recompute(
     // Stocks, as of the end of each day, from the stored subscriptions and customers.
     let objects: Vec<Raw> = diesel::sql_query(
         "SELECT object_type, deleted, created, raw FROM stripe_objects
-          WHERE organization_id = $1 AND object_type IN ('subscription', 'customer')",
+          WHERE organization_id = $1 AND object_type IN ('subscription', 'customer', 'price')",
     )
     .bind::<diesel::sql_types::Uuid, _>(organization_id)
     .load(conn)
     .await?;
+    // Events carry subscriptions' prices without their tiers; the synced prices have them.
+    let tiers: std::collections::HashMap<String, Value> = objects
+        .iter()
+        .filter(|o| o.object_type == "price" && o.raw["tiers"].is_array())
+        .filter_map(|o| Some((o.raw["id"].as_str()?.to_owned(), o.raw["tiers"].clone())))
+        .collect();
+    let subscriptions: Vec<Value> = objects
+        .iter()
+        .filter(|o| o.object_type == "subscription" && !o.deleted)
+        .map(|o| with_tiers(&o.raw, &tiers))
+        .collect();
     let convention = Convention::default();
     let (mut metrics, mut days, mut dims, mut values) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -187,15 +198,14 @@ pub async fn recompute(
         let mut active = 0i64;
         let mut customers = 0i64;
         for o in &objects {
-            match o.object_type.as_str() {
-                "customer" if !o.deleted && o.created <= end => customers += 1,
-                "subscription" if !o.deleted => {
-                    if let Some((currency, amount)) = subscription_mrr(&o.raw, end, &convention) {
-                        *mrr.entry(currency).or_default() += amount;
-                        active += 1;
-                    }
-                }
-                _ => {}
+            if o.object_type == "customer" && !o.deleted && o.created <= end {
+                customers += 1;
+            }
+        }
+        for s in &subscriptions {
+            if let Some((currency, amount)) = subscription_mrr(s, end, &convention) {
+                *mrr.entry(currency).or_default() += amount;
+                active += 1;
             }
         }
         let mut push = |metric: &str, dim: &str, value: String| {
@@ -233,6 +243,20 @@ pub async fn recompute(
     .execute(conn)
     .await?;
     Ok(flows + stocks)
+}
+
+/// The subscription with each tiered price's `tiers` filled in from the synced prices.
+fn with_tiers(subscription: &Value, tiers: &std::collections::HashMap<String, Value>) -> Value {
+    let mut s = subscription.clone();
+    for item in s["items"]["data"].as_array_mut().into_iter().flatten() {
+        let price = &mut item["price"];
+        if price["billing_scheme"] == "tiered" && !price["tiers"].is_array() {
+            if let Some(t) = price["id"].as_str().and_then(|id| tiers.get(id)) {
+                price["tiers"] = t.clone();
+            }
+        }
+    }
+    s
 }
 
 /// One point of a stored series.

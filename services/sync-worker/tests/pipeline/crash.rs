@@ -25,8 +25,9 @@ fn param(request: &Value, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-const ORDER: [&str; 6] = [
+const ORDER: [&str; 7] = [
     "customers",
+    "prices",
     "subscriptions",
     "invoices",
     "charges",
@@ -50,6 +51,7 @@ async fn an_uninterrupted_run_stores_every_object_once() {
     );
     for (resource, kind) in ORDER.iter().zip([
         "customer",
+        "price",
         "subscription",
         "invoice",
         "charge",

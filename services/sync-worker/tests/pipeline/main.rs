@@ -36,6 +36,7 @@ pub fn expected(customers: usize) -> Expected {
     let mut requests = 1;
     for (kind, list) in [
         ("customer", &d.customers),
+        ("price", &d.prices),
         ("subscription", &d.subscriptions),
         ("invoice", &d.invoices),
         ("charge", &d.charges),

@@ -20,10 +20,10 @@ fn day_of(ts: i64) -> NaiveDate {
     Utc.timestamp_opt(ts, 0).unwrap().date_naive()
 }
 
-/// Flow metrics by (day, currency), from the data set: revenue, net revenue, refunds.
-fn flows(d: &Dataset) -> [BTreeMap<(NaiveDate, String), i64>; 3] {
+/// Flow metrics by (day, currency): revenue, net revenue, refunds.
+pub fn flows(charges: &[Value], refund_list: &[Value]) -> [BTreeMap<(NaiveDate, String), i64>; 3] {
     let (mut revenue, mut net, mut refunds) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
-    for c in d.charges.iter().filter(|c| c["status"] == "succeeded") {
+    for c in charges.iter().filter(|c| c["status"] == "succeeded") {
         let key = (
             day_of(c["created"].as_i64().unwrap()),
             c["currency"].as_str().unwrap().to_owned(),
@@ -32,7 +32,7 @@ fn flows(d: &Dataset) -> [BTreeMap<(NaiveDate, String), i64>; 3] {
         *net.entry(key).or_insert(0) +=
             c["amount"].as_i64().unwrap() - c["amount_refunded"].as_i64().unwrap();
     }
-    for r in d.refunds.iter().filter(|r| r["status"] == "succeeded") {
+    for r in refund_list.iter().filter(|r| r["status"] == "succeeded") {
         let key = (
             day_of(r["created"].as_i64().unwrap()),
             r["currency"].as_str().unwrap().to_owned(),
@@ -44,7 +44,7 @@ fn flows(d: &Dataset) -> [BTreeMap<(NaiveDate, String), i64>; 3] {
 
 /// MRR × 3600 for one subscription at the end of `day`, by the contract's rules, or None when
 /// it does not count. 3600 = 12 × 100 × 3 makes every normalisation and discount here exact.
-fn mrr_scaled(s: &Value, day: NaiveDate) -> Option<i128> {
+pub fn mrr_scaled(s: &Value, day: NaiveDate) -> Option<i128> {
     let end = Utc
         .from_utc_datetime(&day.and_hms_opt(23, 59, 59).unwrap())
         .timestamp();
@@ -128,7 +128,7 @@ fn scale(amount: i128, interval: &str, n: i128) -> i128 {
     }
 }
 
-fn half_even(scaled: i128) -> i64 {
+pub fn half_even(scaled: i128) -> i64 {
     let (q, r) = (scaled / 3600, scaled % 3600);
     (if r * 2 > 3600 || (r * 2 == 3600 && q % 2 == 1) {
         q + 1
@@ -137,7 +137,45 @@ fn half_even(scaled: i128) -> i64 {
     }) as i64
 }
 
-async fn get(http: &reqwest::Client, url: &str, token: &str) -> Value {
+/// MRR per currency at the end of `day`, rounded once per currency.
+pub fn mrr_at(subscriptions: &[Value], day: NaiveDate) -> BTreeMap<String, i64> {
+    let mut mrr: BTreeMap<String, i128> = BTreeMap::new();
+    for s in subscriptions {
+        if let Some(v) = mrr_scaled(s, day) {
+            *mrr.entry(s["currency"].as_str().unwrap().to_owned())
+                .or_insert(0) += v;
+        }
+    }
+    mrr.into_iter().map(|(c, v)| (c, half_even(v))).collect()
+}
+
+/// A metric's series as (day, dimension) → value, zeros left out.
+pub async fn series_map(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> BTreeMap<(NaiveDate, String), i64> {
+    let body = get(http, url, token).await;
+    body["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let dim = p["currency"]
+                .as_str()
+                .or(p["status"].as_str())
+                .unwrap_or("")
+                .to_owned();
+            (
+                (p["date"].as_str().unwrap().parse().unwrap(), dim),
+                p["value"].as_i64().unwrap(),
+            )
+        })
+        .filter(|(_, v)| *v != 0)
+        .collect()
+}
+
+pub async fn get(http: &reqwest::Client, url: &str, token: &str) -> Value {
     let res = http.get(url).bearer_auth(token).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK, "{url}");
     res.json().await.unwrap()
@@ -211,7 +249,7 @@ async fn metrics_match_values_computed_from_the_account_at_three_dates() {
     );
 
     // Revenue, net revenue and refunds per currency and day, over the whole history.
-    let [revenue, net, refunds] = flows(&d);
+    let [revenue, net, refunds] = flows(&d.charges, &d.refunds);
     for (key, want) in [
         ("stripe_revenue", revenue),
         ("stripe_net_revenue", net),

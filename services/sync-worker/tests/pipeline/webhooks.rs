@@ -102,7 +102,8 @@ async fn stored(
     .unwrap();
     let mut live: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     let mut deleted = BTreeSet::new();
-    for r in rows {
+    // Prices are the catalogue the account's objects refer to; compared elsewhere.
+    for r in rows.into_iter().filter(|r| r.object_type != "price") {
         if r.deleted {
             deleted.insert(r.stripe_id);
         } else {
@@ -303,6 +304,90 @@ async fn five_hundred_webhook_events_shuffled_and_duplicated_leave_the_accounts_
     );
     assert!(run["progress"].get("customers").is_none(), "no backfill");
     assert_eq!(stored(&h, integration).await.0, live);
+
+    // And the metrics follow: computed independently from the account as it is now.
+    let raw = raw_account(&h.sim).await;
+    let [revenue, net, refunds] = crate::metrics::flows(&raw["charges"], &raw["refunds"]);
+    let base = format!("{gateway}/api/v1/orgs/{org}/metrics");
+    let dates = ["2025-11-30", "2026-01-01", "2026-01-10"];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut mismatches = Vec::new();
+        for (key, want) in [
+            ("stripe_revenue", &revenue),
+            ("stripe_net_revenue", &net),
+            ("stripe_refunds_total", &refunds),
+        ] {
+            let want: BTreeMap<_, _> = want
+                .iter()
+                .filter(|(_, v)| **v != 0)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            let url = format!("{base}/{key}?from=2024-06-01&to=2026-12-31");
+            if crate::metrics::series_map(&http, &url, token).await != want {
+                mismatches.push(key.to_owned());
+            }
+        }
+        for date in dates {
+            let day: chrono::NaiveDate = date.parse().unwrap();
+            let want: BTreeMap<(chrono::NaiveDate, String), i64> =
+                crate::metrics::mrr_at(&raw["subscriptions"], day)
+                    .into_iter()
+                    .filter(|(_, v)| *v != 0)
+                    .map(|(c, v)| ((day, c), v))
+                    .collect();
+            let url = format!("{base}/stripe_mrr?from={date}&to={date}");
+            let got = crate::metrics::series_map(&http, &url, token).await;
+            if got != want {
+                mismatches.push(format!("mrr {date}: got {got:?} want {want:?}"));
+            }
+        }
+        if mismatches.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics after the webhooks: {mismatches:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The account's charges, refunds and subscriptions (all statuses, tiers expanded), raw.
+async fn raw_account(sim: &str) -> BTreeMap<&'static str, Vec<Value>> {
+    let client = StripeClient::new(
+        reqwest::Client::new(),
+        sim,
+        SecretString::from(KEY.to_owned()),
+    );
+    let mut out = BTreeMap::new();
+    for (resource, extra) in [
+        ("charges", vec![]),
+        ("refunds", vec![]),
+        (
+            "subscriptions",
+            vec![
+                ("status", "all".to_owned()),
+                ("expand[]", "data.items.data.price.tiers".to_owned()),
+            ],
+        ),
+    ] {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = client
+                .list(resource, after.as_deref(), &extra)
+                .await
+                .unwrap();
+            all.extend(page.data.iter().cloned());
+            if !page.has_more {
+                break;
+            }
+            after = page.last_id().map(str::to_owned);
+        }
+        out.insert(resource, all);
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
