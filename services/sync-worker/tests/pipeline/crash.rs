@@ -217,6 +217,53 @@ async fn a_worker_killed_mid_run_is_resumed_elsewhere_from_its_checkpoint() {
         resume_after,
         "from the checkpoint"
     );
+    // The metrics equal those of an uninterrupted run: computed independently from the account.
+    let d = provider_sim::stripe::Dataset::generate(
+        42,
+        &provider_sim::config::StripeConfig {
+            customers: 500,
+            api_keys: vec![],
+        },
+    );
+    let [revenue, net, refunds] = crate::metrics::flows(&d.charges, &d.refunds);
+    let mrr_day = chrono::NaiveDate::from_ymd_opt(2025, 12, 15).unwrap();
+    let want_mrr: std::collections::BTreeMap<_, _> =
+        crate::metrics::mrr_at(&d.subscriptions, mrr_day)
+            .into_iter()
+            .map(|(c, v)| ((mrr_day, c), v))
+            .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mrr: std::collections::BTreeMap<_, _> = h
+            .metric("stripe_mrr")
+            .await
+            .into_iter()
+            .filter(|((day, _), _)| *day == mrr_day)
+            .collect();
+        let done = h.metric("stripe_revenue").await
+            == revenue
+                .clone()
+                .into_iter()
+                .filter(|(_, v)| *v != 0)
+                .collect()
+            && h.metric("stripe_net_revenue").await
+                == net.clone().into_iter().filter(|(_, v)| *v != 0).collect()
+            && h.metric("stripe_refunds_total").await
+                == refunds
+                    .clone()
+                    .into_iter()
+                    .filter(|(_, v)| *v != 0)
+                    .collect()
+            && mrr == want_mrr;
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics after the resumed backfill differ (MRR {mrr:?}, want {want_mrr:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     eprintln!(
         "SIGKILL recovery: {} of {} requests before the kill, {} after; run finished {recovery:?} after the kill",
         requests_before,

@@ -288,6 +288,28 @@ impl Harness {
         out
     }
 
+    /// A stored metric series of the harness' organisation: (day, dimension) → value, zeros out.
+    pub async fn metric(
+        &self,
+        key: &str,
+    ) -> std::collections::BTreeMap<(chrono::NaiveDate, String), i64> {
+        let mut conn = db::conn(&self.pool).await.unwrap();
+        let from = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        let to = chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap();
+        biz_core::metrics::rollup::series(&mut conn, self.org_id, key, from, to)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| {
+                (
+                    (p.day, p.dimension),
+                    p.value.split('.').next().unwrap().parse::<i64>().unwrap(),
+                )
+            })
+            .filter(|(_, v)| *v != 0)
+            .collect()
+    }
+
     /// Every Stripe request the simulator served.
     pub async fn stripe_requests(&self) -> Vec<Value> {
         self.sim_requests("/v1/").await
