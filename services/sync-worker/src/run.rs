@@ -9,12 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apalis::prelude::{BoxDynError, Data};
-use biz_core::crypto::KeyRing;
 use biz_core::db::{self, integrations, sync_runs, DbError};
 use biz_core::jobs::{backoff_delay, Job, SyncIntegration};
 use chrono::Utc;
 use connectors::ProviderError;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tracing::Instrument;
 
 use crate::context::SyncContext;
@@ -143,13 +142,21 @@ async fn execute(
     run: &sync_runs::SyncRun,
     keeper: &LeaseKeeper,
 ) -> Result<(), SyncError> {
-    let integration = {
+    let (integration, credentials) = {
         let mut conn = db::conn(&ctx.pool).await?;
-        integrations::find_for_job(&mut conn, run.integration_id).await?
-    }
-    .filter(|i| i.status == "active")
-    .ok_or(SyncError::NotConnected)?;
-    let credentials = open_credentials(&ctx.keys, &integration)?;
+        let integration = integrations::find_for_job(&mut conn, run.integration_id)
+            .await?
+            .filter(|i| i.status == "active")
+            .ok_or(SyncError::NotConnected)?;
+        let credentials = integrations::open_credentials(&mut conn, &ctx.keys, &integration)
+            .await
+            .map_err(|e| match e {
+                integrations::CredentialsError::Missing => SyncError::NotConnected,
+                integrations::CredentialsError::Db(e) => SyncError::Db(e),
+                _ => SyncError::Credentials,
+            })?;
+        (integration, credentials)
+    };
     match integration.provider.as_str() {
         "stripe" => {
             let api_key = credential(&credentials, "api_key")?;
@@ -157,21 +164,6 @@ async fn execute(
         }
         other => Err(SyncError::Unsupported(other.to_owned())),
     }
-}
-
-/// The integration's credentials object, decrypted.
-fn open_credentials(
-    keys: &KeyRing,
-    integration: &integrations::Integration,
-) -> Result<serde_json::Value, SyncError> {
-    let sealed = integration
-        .credentials
-        .as_deref()
-        .ok_or(SyncError::NotConnected)?;
-    let opened = keys
-        .decrypt(sealed, &integrations::credentials_context(integration.id))
-        .map_err(|_| SyncError::Credentials)?;
-    serde_json::from_str(opened.secret().expose_secret()).map_err(|_| SyncError::Credentials)
 }
 
 fn credential(credentials: &serde_json::Value, key: &str) -> Result<SecretString, SyncError> {

@@ -205,3 +205,50 @@ pub async fn organizations_with_active(conn: &mut Conn) -> Result<Vec<Uuid>, DbE
         .load(conn)
         .await?)
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("the integration has no stored credentials")]
+    Missing,
+    #[error("the stored credentials cannot be read: {0}")]
+    Unreadable(#[from] crate::crypto::EncryptionError),
+    #[error("the stored credentials are not a JSON object")]
+    NotJson,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The integration's credentials object, decrypted. A value stored in plain text by an earlier
+/// version, or sealed under a key id no longer current, is sealed again under the current key
+/// on this first use (only if the row still holds what was read, so a concurrent change wins).
+pub async fn open_credentials(
+    conn: &mut Conn,
+    keys: &crate::crypto::KeyRing,
+    integration: &Integration,
+) -> Result<Value, CredentialsError> {
+    use secrecy::ExposeSecret;
+    let stored = integration
+        .credentials
+        .as_deref()
+        .ok_or(CredentialsError::Missing)?;
+    let context = credentials_context(integration.id);
+    let opened = keys.decrypt(stored, &context)?;
+    let plain = opened.secret().expose_secret();
+    let value: Value = serde_json::from_str(plain).map_err(|_| CredentialsError::NotJson)?;
+    if !value.is_object() {
+        return Err(CredentialsError::NotJson);
+    }
+    if opened.needs_reencryption() {
+        let sealed = keys.encrypt(plain, &context)?;
+        let n = diesel::update(integrations::table.find(integration.id))
+            .filter(integrations::credentials.eq(stored))
+            .set(integrations::credentials.eq(&sealed))
+            .execute(conn)
+            .await
+            .map_err(DbError::from)?;
+        if n == 1 {
+            tracing::info!(integration.id = %integration.id, "credentials sealed under the current key");
+        }
+    }
+    Ok(value)
+}

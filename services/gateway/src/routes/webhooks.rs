@@ -47,7 +47,7 @@ async fn stripe_account(
         .await?
         .filter(|i| i.provider == "stripe" && i.status == "active")
         .ok_or(ApiError::NotFound)?;
-    let secret = webhook_secret(&state, &integration)?;
+    let secret = webhook_secret(&state, &mut conn, &integration).await?;
     verify(&req, &body, secret.as_bytes())?;
     let event = parse_event(&body)?;
     store(&state, &mut conn, &integration, &event, &body).await
@@ -91,8 +91,9 @@ async fn stripe_platform(
     store(&state, &mut conn, &integration, &event, &body).await
 }
 
-fn webhook_secret(
+async fn webhook_secret(
     state: &AppState,
+    conn: &mut Conn,
     integration: &integrations::Integration,
 ) -> Result<String, ApiError> {
     let not_configured = || {
@@ -101,16 +102,12 @@ fn webhook_secret(
             "this integration has no webhook endpoint secret",
         )
     };
-    let sealed = integration
-        .credentials
-        .as_deref()
-        .ok_or_else(not_configured)?;
-    let opened = state
-        .keys
-        .decrypt(sealed, &integrations::credentials_context(integration.id))
-        .map_err(ApiError::internal)?;
-    let credentials: Value =
-        serde_json::from_str(opened.secret().expose_secret()).map_err(ApiError::internal)?;
+    let credentials = match integrations::open_credentials(conn, &state.keys, integration).await {
+        Ok(c) => c,
+        Err(integrations::CredentialsError::Missing) => return Err(not_configured()),
+        Err(integrations::CredentialsError::Db(e)) => return Err(e.into()),
+        Err(e) => return Err(ApiError::internal(e)),
+    };
     credentials["webhook_secret"]
         .as_str()
         .map(str::to_owned)

@@ -304,3 +304,41 @@ async fn sigterm_hands_the_run_back_and_another_worker_finishes_it() {
     assert!(h.stripe_requests().await.len() <= want.requests + 1);
     assert_eq!(expected_ids(500), want.ids["customer"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plaintext_credentials_from_an_older_version_are_used_then_sealed() {
+    let h = Harness::new(30).await;
+    // As the earlier TypeScript version stored them: the credentials object in plain text.
+    h.sql(&format!(
+        "UPDATE integrations SET credentials = '{{\"api_key\": \"{}\"}}'",
+        crate::harness::API_KEY
+    ))
+    .await;
+    let _w = h.worker("legacy", &[]);
+    let id = h.start_run(SyncMode::Full).await;
+    h.wait_for(id, Duration::from_secs(60), |r| r.status == "succeeded")
+        .await;
+    assert_eq!(
+        h.customer_ids().await,
+        expected_ids(30),
+        "the plain key worked"
+    );
+    let mut conn = biz_core::db::conn(&h.pool).await.unwrap();
+    let integration = biz_core::db::integrations::find(&mut conn, h.org_id, h.integration_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = integration.credentials.clone().unwrap();
+    assert!(stored.starts_with("v1:"), "sealed on first use: {stored}");
+    assert!(!stored.contains(crate::harness::API_KEY));
+    // And it still opens to the same credentials.
+    let keys = biz_core::crypto::KeyRing::new(
+        "k1",
+        &secrecy::SecretString::from(test_support::ENCRYPTION_KEY.to_owned()),
+        1000,
+    );
+    let opened = biz_core::db::integrations::open_credentials(&mut conn, &keys, &integration)
+        .await
+        .unwrap();
+    assert_eq!(opened["api_key"], crate::harness::API_KEY);
+}
