@@ -232,6 +232,74 @@ fn classify(
     }
 }
 
+/// What Stripe Connect's token endpoint grants for an authorization code.
+#[derive(Debug, Clone)]
+pub struct ConnectGrant {
+    /// The connected account's secret key, used as the API key for it.
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    /// `acct_…`: how platform webhooks name the account.
+    pub stripe_user_id: String,
+    pub scope: String,
+    pub livemode: bool,
+}
+
+/// Exchanges a Connect OAuth `code` at `{connect_base}/oauth/token`, authenticated with the
+/// platform's secret key.
+pub async fn exchange_connect_code(
+    http: &reqwest::Client,
+    connect_base: &str,
+    platform_secret: &SecretString,
+    code: &str,
+) -> Result<ConnectGrant, ProviderError> {
+    let response = http
+        .post(format!(
+            "{}/oauth/token",
+            connect_base.trim_end_matches('/')
+        ))
+        .bearer_auth(platform_secret.expose_secret())
+        .form(&[("grant_type", "authorization_code"), ("code", code)])
+        .send()
+        .await
+        .map_err(ProviderError::from_transport)?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .map_err(ProviderError::from_transport)?;
+    if !status.is_success() {
+        // OAuth errors: {"error": "invalid_grant", "error_description": "…"}.
+        let message = body["error_description"]
+            .as_str()
+            .or(body["error"].as_str())
+            .unwrap_or("the code was refused")
+            .to_owned();
+        return Err(if status.is_server_error() {
+            ProviderError::Transient(message)
+        } else {
+            ProviderError::Rejected {
+                status: status.as_u16(),
+                message,
+            }
+        });
+    }
+    match (
+        body["access_token"].as_str(),
+        body["stripe_user_id"].as_str(),
+    ) {
+        (Some(token), Some(account)) => Ok(ConnectGrant {
+            access_token: token.to_owned(),
+            refresh_token: body["refresh_token"].as_str().map(str::to_owned),
+            stripe_user_id: account.to_owned(),
+            scope: body["scope"].as_str().unwrap_or_default().to_owned(),
+            livemode: body["livemode"].as_bool().unwrap_or(false),
+        }),
+        _ => Err(ProviderError::Transient(
+            "a token response without access_token or stripe_user_id".into(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,8 @@ pub(crate) struct SimState {
     pub stripe_clock: i64,
     /// Events made by `/_sim/stripe/advance`, oldest first: what `replay` delivers again.
     pub stripe_changes: Vec<serde_json::Value>,
+    /// Connect OAuth codes handed out and not yet exchanged.
+    pub stripe_oauth_codes: Vec<String>,
 }
 
 struct Bucket {
@@ -83,6 +85,7 @@ impl Sim {
                 stripe_endpoints: Vec::new(),
                 stripe_clock: stripe.latest(),
                 stripe_changes: Vec::new(),
+                stripe_oauth_codes: Vec::new(),
                 stripe,
                 config,
             })),

@@ -76,6 +76,7 @@ pub fn app(
         .app_data(extractors::query_config())
         .configure(routes::health::configure)
         .configure(routes::webhooks::configure)
+        .configure(routes::oauth::configure)
         .route("/api/v1/openapi.json", web::get().to(openapi::serve))
         .service(
             scope::scope("/api/v1")

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod integrations;
+pub mod oauth_states;
 pub mod scheduler;
 pub mod schema;
 pub mod stripe;

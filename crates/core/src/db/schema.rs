@@ -97,6 +97,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    oauth_states (id) {
+        id -> Uuid,
+        state_hash -> Text,
+        provider -> Text,
+        organization_id -> Uuid,
+        user_id -> Nullable<Uuid>,
+        context -> Jsonb,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     organizations (id) {
         id -> Uuid,
         name -> Text,
@@ -212,6 +226,8 @@ diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(metric_daily -> organizations (organization_id));
 diesel::joinable!(metric_dirty -> organizations (organization_id));
+diesel::joinable!(oauth_states -> organizations (organization_id));
+diesel::joinable!(oauth_states -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(stripe_objects -> integrations (integration_id));
 diesel::joinable!(stripe_objects -> organizations (organization_id));
@@ -228,6 +244,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     memberships,
     metric_daily,
     metric_dirty,
+    oauth_states,
     organizations,
     scheduler_ticks,
     sessions,

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::{FaultKind, Sim, Verdict};
 
+mod connect;
 mod data;
 mod webhooks;
 
@@ -21,6 +22,7 @@ pub use webhooks::signature;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // The specific routes first: actix matches in order.
     webhooks::configure(cfg);
+    connect::configure(cfg);
     cfg.route("/v1/{resource}", web::get().to(list_objects))
         .route("/v1/{resource}/{id}", web::get().to(get_object));
 }

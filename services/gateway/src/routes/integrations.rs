@@ -27,6 +27,7 @@ use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list)
+        .service(stripe_connect)
         .service(create)
         .service(show)
         .service(disconnect)
@@ -398,6 +399,53 @@ async fn enqueue(
             tracing::warn!(error = %e, sync_run.id = %run.id, "queue unavailable; the sweeper will push the run")
         }
     }
+}
+
+/// Starts Stripe Connect (admins): a redirect to Stripe's authorization page asking for
+/// read-only access, with a one-time `state` (10 minutes) bound to this organisation and user.
+/// Stripe sends the user back to `GET /oauth/stripe/callback`.
+#[utoipa::path(tag = "integrations", responses((status = 302, description = "To connect.stripe.com/oauth/authorize"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[get("/orgs/{org_id}/integrations/stripe/connect")]
+async fn stripe_connect(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let org_id = path.into_inner();
+    let mut conn = state.conn().await?;
+    let access = who.require(&mut conn, org_id, Role::Admin).await?;
+    let providers = &state.settings.providers;
+    if providers.stripe_client_id.is_empty()
+        || providers.stripe_secret_key.expose_secret().is_empty()
+    {
+        return Err(ApiError::validation(
+            "stripe_connect_not_configured",
+            "Stripe Connect needs STRIPE_CLIENT_ID and STRIPE_SECRET_KEY; connect with an API key instead",
+        ));
+    }
+    let raw =
+        super::oauth::issue_state(&mut conn, "stripe", org_id, access.user_id, json!({})).await?;
+    let redirect_uri = format!(
+        "{}/oauth/stripe/callback",
+        state.settings.gateway.public_url.trim_end_matches('/')
+    );
+    let url = reqwest::Url::parse_with_params(
+        &format!(
+            "{}/oauth/authorize",
+            providers.stripe_connect_base.trim_end_matches('/')
+        ),
+        &[
+            ("response_type", "code"),
+            ("client_id", providers.stripe_client_id.as_str()),
+            ("scope", "read_only"),
+            ("state", raw.as_str()),
+            ("redirect_uri", redirect_uri.as_str()),
+        ],
+    )
+    .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Found()
+        .insert_header(("Location", url.to_string()))
+        .finish())
 }
 
 /// One integration.

@@ -10,6 +10,7 @@ pub mod invitations;
 pub mod jobs;
 pub mod members;
 pub mod metrics;
+pub mod oauth;
 pub mod organizations;
 pub mod webhooks;
 

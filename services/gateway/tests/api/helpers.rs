@@ -72,6 +72,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let prefix = format!("bt{}", &Uuid::new_v4().simple().to_string()[..12]);
     let mut all: Vec<(&str, &str)> = vec![
         ("BIZ__PROVIDERS__STRIPE_API_BASE", &sim),
+        ("BIZ__PROVIDERS__STRIPE_CONNECT_BASE", &sim),
         ("BIZ__REDIS__KEY_PREFIX", &prefix),
     ];
     all.extend_from_slice(overrides);

@@ -1,0 +1,212 @@
+//! OAuth callbacks (outside `/api/v1`: the provider redirects the browser here). The one-time
+//! `state` issued when the flow started is the credential: it names the organisation and the
+//! user, works once, and expires after 10 minutes. Every refusal is a 400 with a clear code and
+//! stores nothing.
+
+use actix_web::{get, web, HttpResponse};
+use biz_core::crypto::tokens;
+use biz_core::db::oauth_states::{self, StateRefusal};
+use biz_core::db::{integrations, sync_runs};
+use biz_core::jobs::{SyncIntegration, SyncMode};
+use chrono::Utc;
+use connectors::stripe::exchange_connect_code;
+use connectors::ProviderError;
+use diesel_async::AsyncConnection;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::audit::{self, Actor};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(stripe_callback);
+}
+
+/// How long a `state` stays valid.
+pub const STATE_TTL_MINUTES: i64 = 10;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StripeCallback {
+    code: Option<String>,
+    state: Option<String>,
+    scope: Option<String>,
+    /// Set instead of `code` when the user declined.
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Stripe Connect's redirect after the user approved (or declined) read-only access.
+#[utoipa::path(tag = "oauth", params(StripeCallback), responses((status = 302, description = "Connected; to the dashboard's integrations page"), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[get("/oauth/stripe/callback")]
+async fn stripe_callback(
+    state: web::Data<AppState>,
+    query: web::Query<StripeCallback>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let raw_state = q
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing_state", "the callback has no state"))?;
+    let mut conn = state.conn().await?;
+    let issued = match oauth_states::consume(&mut conn, &tokens::hash(raw_state), "stripe").await? {
+        Ok(issued) => issued,
+        Err(StateRefusal::Unknown) => {
+            return Err(ApiError::bad_request(
+                "invalid_state",
+                "this state was not issued here",
+            ))
+        }
+        Err(StateRefusal::Used) => {
+            return Err(ApiError::bad_request(
+                "state_used",
+                "this state was already used; start connecting again",
+            ))
+        }
+        Err(StateRefusal::Expired) => {
+            return Err(ApiError::bad_request(
+                "state_expired",
+                "this state expired; start connecting again",
+            ))
+        }
+    };
+    if let Some(error) = q.error {
+        let detail = q.error_description.unwrap_or_default();
+        return Err(ApiError::bad_request(
+            "oauth_denied",
+            format!("Stripe did not grant access ({error}): {detail}"),
+        ));
+    }
+    let code = q
+        .code
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing_code", "the callback has no code"))?;
+    if q.scope.as_deref().is_some_and(|s| s != "read_only") {
+        return Err(ApiError::bad_request(
+            "unexpected_scope",
+            "Stripe granted a scope other than read_only",
+        ));
+    }
+    let providers = &state.settings.providers;
+    let grant = exchange_connect_code(
+        &state.http,
+        &providers.stripe_connect_base,
+        &providers.stripe_secret_key,
+        &code,
+    )
+    .await
+    .map_err(|e| match e {
+        ProviderError::Rejected { message, .. } | ProviderError::Unauthorized(message) => {
+            ApiError::bad_request(
+                "token_exchange_failed",
+                format!("Stripe refused the code: {message}"),
+            )
+        }
+        other => ApiError::Dependency {
+            code: "provider_unavailable",
+            message: format!("Stripe could not exchange the code just now ({other}); start again"),
+        },
+    })?;
+
+    let id = Uuid::new_v4();
+    let mut credentials = json!({ "api_key": grant.access_token, "connect": true });
+    if let Some(refresh) = &grant.refresh_token {
+        credentials["refresh_token"] = json!(refresh);
+    }
+    let sealed = state
+        .keys
+        .encrypt(
+            &credentials.to_string(),
+            &integrations::credentials_context(id),
+        )
+        .map_err(ApiError::internal)?;
+    let org = issued.organization_id;
+    let interval = state.settings.jobs.default_sync_interval_seconds;
+    let actor = Actor {
+        user_id: issued.user_id,
+        api_key_id: None,
+        ip: None,
+        user_agent: None,
+    };
+    let max_attempts = state.settings.jobs.max_attempts;
+    let account = grant.stripe_user_id.clone();
+    let run = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            integrations::insert(
+                conn,
+                &integrations::NewIntegration {
+                    id,
+                    organization_id: org,
+                    provider: "stripe",
+                    display_name: "Stripe (Connect)",
+                    external_account_id: Some(&account),
+                    credentials: Some(&sealed),
+                    settings: &json!({ "connect": true, "livemode": grant.livemode }),
+                    sync_interval_seconds: interval,
+                    next_sync_at: Some(Utc::now() + chrono::Duration::seconds(interval.into())),
+                    created_by: issued.user_id,
+                },
+            )
+            .await?;
+            let (run, _) = sync_runs::create_or_existing(
+                conn,
+                org,
+                id,
+                SyncMode::Full.as_str(),
+                "connect",
+                max_attempts,
+            )
+            .await?;
+            audit::record(
+                conn,
+                &actor,
+                Some(org),
+                "integration.connect",
+                Some(("integration", id.to_string())),
+                json!({ "provider": "stripe", "via": "connect_oauth", "account": account }),
+            )
+            .await?;
+            Ok(run)
+        })
+        .await?;
+    let job = SyncIntegration {
+        integration_id: id,
+        mode: SyncMode::Full,
+        sync_run_id: run.id,
+    };
+    if state.producer.push(job).await.is_ok() {
+        let _ = sync_runs::mark_enqueued(&mut conn, run.id, Utc::now()).await;
+    }
+    Ok(HttpResponse::Found()
+        .insert_header((
+            "Location",
+            format!("/integrations?connected=stripe&integration_id={id}"),
+        ))
+        .finish())
+}
+
+/// Issues a one-time state for `provider`, bound to the organisation and user.
+pub async fn issue_state(
+    conn: &mut biz_core::db::Conn,
+    provider: &str,
+    organization_id: Uuid,
+    user_id: Option<Uuid>,
+    context: serde_json::Value,
+) -> Result<String, ApiError> {
+    let raw = tokens::generate("bos_");
+    oauth_states::insert(
+        conn,
+        &tokens::hash(&raw),
+        provider,
+        organization_id,
+        user_id,
+        &context,
+        Utc::now() + chrono::Duration::minutes(STATE_TTL_MINUTES),
+    )
+    .await?;
+    Ok(raw)
+}
