@@ -29,11 +29,20 @@ pub const FLOW_METRICS: [&str; 4] = [
     "stripe_refunds_total",
     "stripe_payment_intents",
 ];
-pub const STOCK_METRICS: [&str; 4] = [
+pub const STOCK_METRICS: [&str; 12] = [
     "stripe_mrr",
     "stripe_arr",
+    "stripe_arpu",
     "stripe_subscriptions_active",
     "stripe_customers_total",
+    "stripe_paying_customers",
+    // Computed with the stocks (day-to-day differences), summed like flows.
+    "stripe_mrr_new",
+    "stripe_mrr_expansion",
+    "stripe_mrr_contraction",
+    "stripe_mrr_churned",
+    "stripe_mrr_reactivation",
+    "stripe_customers_churned",
 ];
 
 /// Marks `organization_id` dirty from `from` (kept at the earliest day marked).
@@ -190,10 +199,46 @@ pub async fn recompute(
     let convention = Convention::default();
     let (mut metrics, mut days, mut dims, mut values) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Each customer's MRR per currency at the end of a day; the day before `from` is the
+    // baseline the first day's movements compare with.
+    let end_of = |day: NaiveDate| {
+        day_start(day.checked_add_days(Days::new(1)).unwrap_or(day), tz)
+            - chrono::Duration::seconds(1)
+    };
+    let by_customer = |end: DateTime<Utc>| {
+        let mut m: BTreeMap<(String, String), Amount> = BTreeMap::new();
+        for s in &subscriptions {
+            if let Some((currency, amount)) = subscription_mrr(s, end, &convention) {
+                let customer = s["customer"].as_str().unwrap_or_default().to_owned();
+                *m.entry((customer, currency)).or_default() += amount;
+            }
+        }
+        m
+    };
+    // The first day each (customer, currency) paid: a return after it is a reactivation.
+    let mut first_paid: BTreeMap<(String, String), NaiveDate> = BTreeMap::new();
+    for s in &subscriptions {
+        let began = ["start_date", "trial_end"]
+            .iter()
+            .filter_map(|k| s[*k].as_i64())
+            .max()
+            .and_then(|t| DateTime::from_timestamp(t, 0));
+        let Some(began) = began else { continue };
+        let began_day = local_day(began, tz);
+        if let Some((currency, _)) = subscription_mrr(s, end_of(began_day), &convention) {
+            let key = (
+                s["customer"].as_str().unwrap_or_default().to_owned(),
+                currency,
+            );
+            let entry = first_paid.entry(key).or_insert(began_day);
+            *entry = (*entry).min(began_day);
+        }
+    }
+    let mut previous = by_customer(end_of(from.pred_opt().unwrap_or(from)));
     let mut day = from;
     while day <= today {
-        let end = day_start(day.checked_add_days(Days::new(1)).unwrap_or(day), tz)
-            - chrono::Duration::seconds(1);
+        let end = end_of(day);
+        let current = by_customer(end);
         let mut mrr: BTreeMap<String, Amount> = BTreeMap::new();
         let mut active = 0i64;
         let mut customers = 0i64;
@@ -208,6 +253,48 @@ pub async fn recompute(
                 active += 1;
             }
         }
+        // Movements, per currency: each customer's change since the day before.
+        let zero = Amount::from_integer(0);
+        let mut movements: BTreeMap<(&str, String), Amount> = BTreeMap::new();
+        let mut paying: BTreeMap<String, i64> = BTreeMap::new();
+        let keys: std::collections::BTreeSet<&(String, String)> =
+            previous.keys().chain(current.keys()).collect();
+        for key in keys {
+            let before = previous.get(key).copied().unwrap_or(zero);
+            let now = current.get(key).copied().unwrap_or(zero);
+            let currency = key.1.clone();
+            if now > zero {
+                *paying.entry(currency.clone()).or_default() += 1;
+            }
+            let (kind, amount) = if before == zero && now > zero {
+                let returning = first_paid.get(key).is_some_and(|first| *first < day);
+                (
+                    if returning {
+                        "stripe_mrr_reactivation"
+                    } else {
+                        "stripe_mrr_new"
+                    },
+                    now,
+                )
+            } else if before > zero && now == zero {
+                ("stripe_mrr_churned", before)
+            } else if now > before {
+                ("stripe_mrr_expansion", now - before)
+            } else if now < before {
+                ("stripe_mrr_contraction", before - now)
+            } else {
+                continue;
+            };
+            *movements.entry((kind, currency)).or_default() += amount;
+        }
+        // Customers who paid yesterday (in any currency) and pay nothing today.
+        let paid = |m: &BTreeMap<(String, String), Amount>| -> std::collections::BTreeSet<String> {
+            m.iter()
+                .filter(|(_, v)| **v > zero)
+                .map(|((c, _), _)| c.clone())
+                .collect()
+        };
+        let churned_customers = paid(&previous).difference(&paid(&current)).count();
         let mut push = |metric: &str, dim: &str, value: String| {
             metrics.push(metric.to_owned());
             days.push(day);
@@ -215,17 +302,38 @@ pub async fn recompute(
             values.push(value);
         };
         for (currency, amount) in &mrr {
-            let monthly = round_half_even(*amount);
-            push("stripe_mrr", currency, monthly.to_string());
+            push("stripe_mrr", currency, round_half_even(*amount).to_string());
             // ARR is twelve times the exact MRR, rounded once.
             push(
                 "stripe_arr",
                 currency,
                 round_half_even(*amount * Amount::from_integer(12)).to_string(),
             );
+            // ARPU: MRR per paying customer in that currency.
+            if let Some(n) = paying.get(currency).filter(|n| **n > 0) {
+                push(
+                    "stripe_arpu",
+                    currency,
+                    round_half_even(*amount / Amount::from_integer(*n as i128)).to_string(),
+                );
+            }
+        }
+        for ((kind, currency), amount) in &movements {
+            push(kind, currency, round_half_even(*amount).to_string());
         }
         push("stripe_subscriptions_active", "", active.to_string());
         push("stripe_customers_total", "", customers.to_string());
+        push(
+            "stripe_paying_customers",
+            "",
+            paid(&current).len().to_string(),
+        );
+        push(
+            "stripe_customers_churned",
+            "",
+            churned_customers.to_string(),
+        );
+        previous = current;
         day = match day.checked_add_days(Days::new(1)) {
             Some(d) => d,
             None => break,

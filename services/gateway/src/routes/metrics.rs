@@ -42,15 +42,23 @@ struct Definition {
     kind: Kind,
 }
 
-const CATALOG: [Definition; 8] = [
+const CATALOG: [Definition; 16] = [
     Definition { key: "stripe_revenue", label: "Revenue", unit: "money", description: "Succeeded charges' amount, by the day they were created.", dimension: Some("currency"), kind: Kind::Flow },
     Definition { key: "stripe_net_revenue", label: "Net revenue", unit: "money", description: "Succeeded charges' amount minus what was refunded of them, by the day the charge was created.", dimension: Some("currency"), kind: Kind::Flow },
     Definition { key: "stripe_refunds_total", label: "Refunds", unit: "money", description: "Succeeded refunds' amount, by the day they were created.", dimension: Some("currency"), kind: Kind::Flow },
     Definition { key: "stripe_payment_intents", label: "Payment intents", unit: "count", description: "Payment intents created, by status.", dimension: Some("status"), kind: Kind::Flow },
     Definition { key: "stripe_mrr", label: "MRR", unit: "money", description: "Monthly recurring revenue at the end of the day, by Stripe Billing's rules (docs/METRICS.md).", dimension: Some("currency"), kind: Kind::Stock },
     Definition { key: "stripe_arr", label: "ARR", unit: "money", description: "Twelve times MRR.", dimension: Some("currency"), kind: Kind::Stock },
+    Definition { key: "stripe_arpu", label: "ARPU", unit: "money", description: "MRR per paying customer, at the end of the day.", dimension: Some("currency"), kind: Kind::Stock },
     Definition { key: "stripe_subscriptions_active", label: "Active subscriptions", unit: "count", description: "Subscriptions counted in MRR at the end of the day.", dimension: None, kind: Kind::Stock },
     Definition { key: "stripe_customers_total", label: "Customers", unit: "count", description: "Customers created by the end of the day and not deleted.", dimension: None, kind: Kind::Stock },
+    Definition { key: "stripe_paying_customers", label: "Paying customers", unit: "count", description: "Customers with MRR at the end of the day.", dimension: None, kind: Kind::Stock },
+    Definition { key: "stripe_customers_churned", label: "Churned customers", unit: "count", description: "Customers who had MRR the day before and none at the end of the day.", dimension: None, kind: Kind::Flow },
+    Definition { key: "stripe_mrr_new", label: "New MRR", unit: "money", description: "MRR of customers paying for the first time.", dimension: Some("currency"), kind: Kind::Flow },
+    Definition { key: "stripe_mrr_expansion", label: "Expansion MRR", unit: "money", description: "MRR added by paying customers.", dimension: Some("currency"), kind: Kind::Flow },
+    Definition { key: "stripe_mrr_contraction", label: "Contraction MRR", unit: "money", description: "MRR lost by customers who still pay.", dimension: Some("currency"), kind: Kind::Flow },
+    Definition { key: "stripe_mrr_churned", label: "Churned MRR", unit: "money", description: "MRR of customers who stopped paying.", dimension: Some("currency"), kind: Kind::Flow },
+    Definition { key: "stripe_mrr_reactivation", label: "Reactivation MRR", unit: "money", description: "MRR of customers paying again after having stopped.", dimension: Some("currency"), kind: Kind::Flow },
 ];
 
 #[derive(Debug, Serialize, ToSchema)]

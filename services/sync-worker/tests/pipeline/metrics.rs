@@ -345,6 +345,96 @@ async fn metrics_match_values_computed_from_the_account_at_three_dates() {
         );
     }
 
+    // Movements explain each day's change in MRR: new + expansion + reactivation − contraction
+    // − churned = MRR(d) − MRR(d−1), per currency (each term rounded on its own: within 3).
+    let window = "from=2025-10-01&to=2025-12-31";
+    let mrr = series_map(
+        &http,
+        &format!("{base}/stripe_mrr?from=2025-09-30&to=2025-12-31"),
+        token,
+    )
+    .await;
+    let mut moves: BTreeMap<(NaiveDate, String), i64> = BTreeMap::new();
+    for (key, sign) in [
+        ("stripe_mrr_new", 1),
+        ("stripe_mrr_expansion", 1),
+        ("stripe_mrr_reactivation", 1),
+        ("stripe_mrr_contraction", -1),
+        ("stripe_mrr_churned", -1),
+    ] {
+        for (k, v) in series_map(&http, &format!("{base}/{key}?{window}"), token).await {
+            *moves.entry(k).or_insert(0) += sign * v;
+        }
+    }
+    let mut checked = 0;
+    let mut day: NaiveDate = "2025-10-01".parse().unwrap();
+    while day <= "2025-12-31".parse().unwrap() {
+        for currency in ["eur", "gbp", "jpy", "usd"] {
+            let today = mrr.get(&(day, currency.to_owned())).copied().unwrap_or(0);
+            let yesterday = mrr
+                .get(&(day.pred_opt().unwrap(), currency.to_owned()))
+                .copied()
+                .unwrap_or(0);
+            let explained = moves.get(&(day, currency.to_owned())).copied().unwrap_or(0);
+            assert!(
+                (today - yesterday - explained).abs() <= 3,
+                "{day} {currency}: Δ {} vs movements {explained}",
+                today - yesterday
+            );
+            checked += 1;
+        }
+        day = day.succ_opt().unwrap();
+    }
+    assert_eq!(checked, 92 * 4);
+    let churned = series_map(&http, &format!("{base}/stripe_mrr_churned?{window}"), token).await;
+    assert!(!churned.is_empty(), "some churn in a quarter");
+
+    // Paying customers and ARPU at one date, from the data set.
+    let day: NaiveDate = "2025-12-15".parse().unwrap();
+    let mut per_customer: BTreeMap<(String, String), i128> = BTreeMap::new();
+    for s in &d.subscriptions {
+        if let Some(v) = mrr_scaled(s, day) {
+            *per_customer
+                .entry((
+                    s["customer"].as_str().unwrap().to_owned(),
+                    s["currency"].as_str().unwrap().to_owned(),
+                ))
+                .or_insert(0) += v;
+        }
+    }
+    let payers: std::collections::BTreeSet<&String> = per_customer
+        .iter()
+        .filter(|(_, v)| **v > 0)
+        .map(|((c, _), _)| c)
+        .collect();
+    let body = get(
+        &http,
+        &format!("{base}/stripe_paying_customers?from=2025-12-15&to=2025-12-15"),
+        token,
+    )
+    .await;
+    assert_eq!(body["series"][0]["value"], payers.len());
+    let usd_payers = per_customer
+        .iter()
+        .filter(|((_, cur), v)| cur == "usd" && **v > 0)
+        .count() as i128;
+    let usd_mrr: i128 = per_customer
+        .iter()
+        .filter(|((_, cur), _)| cur == "usd")
+        .map(|(_, v)| *v)
+        .sum();
+    let body = get(
+        &http,
+        &format!("{base}/stripe_arpu?from=2025-12-15&to=2025-12-15&currency=usd"),
+        token,
+    )
+    .await;
+    assert_eq!(
+        body["series"][0]["value"],
+        half_even(usd_mrr / usd_payers) as i64,
+        "ARPU (usd)"
+    );
+
     // A month of MRR is its last day's value; a month of revenue is the sum of its days.
     let month = get(
         &http,
