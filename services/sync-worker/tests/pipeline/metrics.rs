@@ -431,7 +431,7 @@ async fn metrics_match_values_computed_from_the_account_at_three_dates() {
     .await;
     assert_eq!(
         body["series"][0]["value"],
-        half_even(usd_mrr / usd_payers) as i64,
+        half_even(usd_mrr / usd_payers),
         "ARPU (usd)"
     );
 
