@@ -23,8 +23,9 @@ test-only:
 ## Benchmarks; figures are printed and written to target/bench/.
 bench: services
 	@mkdir -p target/bench
-	$(CARGO) build --release --quiet -p queue-bench
+	$(CARGO) build --release --quiet -p queue-bench -p gateway
 	target/release/queue-bench
+	target/release/queue-bench webhooks
 
 migrate: services
 	$(CARGO) run --quiet --bin gateway -- migrate

@@ -8,6 +8,7 @@
 //!   same apalis/Redis path) whose job does nothing but note how long it waited.
 
 mod driver;
+mod webhooks;
 mod worker;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,18 @@ pub fn now_us() -> u64 {
 async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("worker") => worker::run().await,
+        Some("webhooks") => {
+            let r = webhooks::run().await?;
+            println!(
+                "webhook-bench: at 1,000/s p50 {} ms, p99 {} ms ({} failed, {} stored); saturated {} stored/s (p50 {} ms, p99 {} ms)",
+                r["fixed_rate"]["p50_ms"], r["fixed_rate"]["p99_ms"], r["fixed_rate"]["failed"], r["fixed_rate"]["stored"],
+                r["saturation"]["stored_per_s"], r["saturation"]["p50_ms"], r["saturation"]["p99_ms"]
+            );
+            std::fs::create_dir_all("target/bench")?;
+            std::fs::write("target/bench/webhooks.json", serde_json::to_string_pretty(&r)?)?;
+            println!("webhook-bench: written to target/bench/webhooks.json");
+            Ok(())
+        }
         None => driver::run().await,
         Some(other) => anyhow::bail!("unknown command `{other}`; use `queue-bench [worker]`"),
     }
