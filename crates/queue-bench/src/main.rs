@@ -44,7 +44,10 @@ async fn main() -> anyhow::Result<()> {
                 r["saturation"]["stored_per_s"], r["saturation"]["p50_ms"], r["saturation"]["p99_ms"]
             );
             std::fs::create_dir_all("target/bench")?;
-            std::fs::write("target/bench/webhooks.json", serde_json::to_string_pretty(&r)?)?;
+            std::fs::write(
+                "target/bench/webhooks.json",
+                serde_json::to_string_pretty(&r)?,
+            )?;
             println!("webhook-bench: written to target/bench/webhooks.json");
             Ok(())
         }

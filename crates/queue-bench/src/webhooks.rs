@@ -57,7 +57,8 @@ async fn stored(db_url: &str) -> anyhow::Result<i64> {
 
 pub async fn run() -> anyhow::Result<Value> {
     biz_core::install_crypto_provider();
-    let server = std::env::var("BENCH_PG_SERVER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let server = std::env::var("BENCH_PG_SERVER")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let db_name = format!("bi_bench_{}", crate::now_us());
     let db_url = format!("{server}/{db_name}");
     let sim = provider_sim::spawn(42)?;
@@ -68,20 +69,39 @@ pub async fn run() -> anyhow::Result<Value> {
         ("BIZ__GATEWAY__ADDR", &format!("127.0.0.1:{port}")),
         ("BIZ__GATEWAY__PUBLIC_URL", &url),
         ("BIZ__PROVIDERS__STRIPE_API_BASE", &sim),
-        ("BIZ__REDIS__KEY_PREFIX", &format!("bench{}", crate::now_us())),
+        (
+            "BIZ__REDIS__KEY_PREFIX",
+            &format!("bench{}", crate::now_us()),
+        ),
         ("BIZ__DATABASE__POOL_SIZE", "32"),
         ("RUST_LOG", "error"),
     ];
     let exe = std::env::current_exe()?.with_file_name("gateway");
-    let status = Command::new(&exe).arg("migrate").envs(env).stdout(Stdio::null()).status()?;
+    let status = Command::new(&exe)
+        .arg("migrate")
+        .envs(env)
+        .stdout(Stdio::null())
+        .status()?;
     anyhow::ensure!(status.success(), "gateway migrate failed");
     let gateway = Gateway {
-        child: Command::new(&exe).envs(env).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?,
+        child: Command::new(&exe)
+            .envs(env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
         url: url.clone(),
     };
-    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{url}/readyz")).send().await.map(|r| !r.status().is_success()).unwrap_or(true) {
+    while http
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
         anyhow::ensure!(Instant::now() < deadline, "gateway did not become ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -92,7 +112,10 @@ pub async fn run() -> anyhow::Result<Value> {
         .await?
         .json()
         .await?;
-    let (token, org) = (signup["token"].as_str().unwrap_or_default(), signup["organization"]["id"].as_str().unwrap_or_default());
+    let (token, org) = (
+        signup["token"].as_str().unwrap_or_default(),
+        signup["organization"]["id"].as_str().unwrap_or_default(),
+    );
     let connected: Value = http
         .post(format!("{url}/api/v1/orgs/{org}/integrations"))
         .bearer_auth(token)
@@ -102,8 +125,16 @@ pub async fn run() -> anyhow::Result<Value> {
         .json()
         .await?;
     let integration = connected["id"].as_str().unwrap_or_default().to_owned();
-    let endpoints: Value = http.get(format!("{sim}/_sim/stripe/endpoints")).send().await?.json().await?;
-    let secret = endpoints["data"][0]["secret"].as_str().unwrap_or_default().to_owned();
+    let endpoints: Value = http
+        .get(format!("{sim}/_sim/stripe/endpoints"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let secret = endpoints["data"][0]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let target = Arc::new(format!("{}/webhooks/stripe/{integration}", gateway.url));
 
     let send = {
@@ -113,7 +144,11 @@ pub async fn run() -> anyhow::Result<Value> {
         move |n: u64| {
             let http = http.clone();
             let body = event(n);
-            let signature = sign_stripe(body.as_bytes(), secret.as_bytes(), chrono::Utc::now().timestamp());
+            let signature = sign_stripe(
+                body.as_bytes(),
+                secret.as_bytes(),
+                chrono::Utc::now().timestamp(),
+            );
             let target = target.clone();
             async move {
                 let start = Instant::now();
@@ -187,7 +222,11 @@ pub async fn run() -> anyhow::Result<Value> {
     let stored_total = stored(&db_url).await?;
     drop(gateway);
     let _ = Command::new("psql")
-        .args([&format!("{server}/postgres"), "-qc", &format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)")])
+        .args([
+            &format!("{server}/postgres"),
+            "-qc",
+            &format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"),
+        ])
         .status();
     Ok(json!({
         "fixed_rate": {

@@ -37,6 +37,7 @@ impl Application {
             producer,
             metrics: jobs::JobMetrics::default(),
             http: connectors::http_client(std::time::Duration::from_secs(20)),
+            webhook_secrets: Arc::new(crate::state::SecretCache::default()),
             settings: Arc::new(settings),
             pool,
             redis,

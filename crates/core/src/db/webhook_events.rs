@@ -38,6 +38,10 @@ pub struct NewWebhookEvent<'a> {
     pub external_id: &'a str,
     pub event_type: &'a str,
     pub payload: &'a str,
+    /// Set by the receiver that is about to queue the event (cleared if queueing fails), so the
+    /// happy path needs no second write; a receiver that dies in between leaves it to the
+    /// sweeper after `requeue_after_seconds`.
+    pub enqueued_at: Option<DateTime<Utc>>,
 }
 
 /// Stores the event unless this integration already has it. `None` for a redelivery.
@@ -56,6 +60,15 @@ pub async fn insert(conn: &mut Conn, e: &NewWebhookEvent<'_>) -> Result<Option<U
 pub async fn mark_enqueued(conn: &mut Conn, id: Uuid) -> Result<(), DbError> {
     diesel::update(webhook_events::table.find(id))
         .set(webhook_events::enqueued_at.eq(Utc::now()))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Forgets an enqueue that did not happen (Redis was away): the next sweep queues the event.
+pub async fn clear_enqueued(conn: &mut Conn, id: Uuid) -> Result<(), DbError> {
+    diesel::update(webhook_events::table.find(id))
+        .set(webhook_events::enqueued_at.eq(None::<DateTime<Utc>>))
         .execute(conn)
         .await?;
     Ok(())

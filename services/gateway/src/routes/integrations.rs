@@ -481,6 +481,7 @@ async fn disconnect(
     if let Some(integration) = integrations::find(&mut conn, org_id, id).await? {
         remove_stripe_webhook(&state, &integration).await;
     }
+    state.webhook_secrets.forget(id);
     if !integrations::disconnect(&mut conn, org_id, id).await? {
         return Err(ApiError::NotFound);
     }

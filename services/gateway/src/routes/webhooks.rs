@@ -43,14 +43,25 @@ async fn stripe_account(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let mut conn = state.conn().await?;
-    let integration = integrations::find_for_job(&mut conn, id)
-        .await?
-        .filter(|i| i.provider == "stripe" && i.status == "active")
-        .ok_or(ApiError::NotFound)?;
-    let secret = webhook_secret(&state, &mut conn, &integration).await?;
+    // The endpoint secret and organisation, from a short-lived cache: a burst of events for one
+    // account costs one lookup, not one per event.
+    let (organization_id, secret) = match state.webhook_secrets.get(id) {
+        Some(hit) => hit,
+        None => {
+            let integration = integrations::find_for_job(&mut conn, id)
+                .await?
+                .filter(|i| i.provider == "stripe" && i.status == "active")
+                .ok_or(ApiError::NotFound)?;
+            let secret = webhook_secret(&state, &mut conn, &integration).await?;
+            state
+                .webhook_secrets
+                .put(id, integration.organization_id, &secret);
+            (integration.organization_id, secret)
+        }
+    };
     verify(&req, &body, secret.as_bytes())?;
     let event = parse_event(&body)?;
-    store(&state, &mut conn, &integration, &event, &body).await
+    store(&state, &mut conn, organization_id, id, &event, &body).await
 }
 
 /// Stripe Connect (platform) events, signed with `STRIPE_WEBHOOK_SECRET` and routed by the
@@ -88,7 +99,15 @@ async fn stripe_platform(
             duplicate: false,
         }));
     };
-    store(&state, &mut conn, &integration, &event, &body).await
+    store(
+        &state,
+        &mut conn,
+        integration.organization_id,
+        integration.id,
+        &event,
+        &body,
+    )
+    .await
 }
 
 async fn webhook_secret(
@@ -152,7 +171,8 @@ fn parse_event(body: &[u8]) -> Result<Value, ApiError> {
 async fn store(
     state: &AppState,
     conn: &mut Conn,
-    integration: &integrations::Integration,
+    organization_id: Uuid,
+    integration_id: Uuid,
     event: &Value,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
@@ -162,12 +182,13 @@ async fn store(
         conn,
         &webhook_events::NewWebhookEvent {
             id: Uuid::new_v4(),
-            organization_id: integration.organization_id,
-            integration_id: integration.id,
+            organization_id,
+            integration_id,
             provider: "stripe",
             external_id: event["id"].as_str().unwrap_or_default(),
             event_type: event["type"].as_str().unwrap_or_default(),
             payload,
+            enqueued_at: Some(chrono::Utc::now()),
         },
     )
     .await?;
