@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod domain;
+pub mod enqueuer;
 pub mod error;
 pub mod extractors;
 pub mod openapi;

@@ -33,7 +33,9 @@ impl Application {
         let producer = jobs::Producer::new(queue, &settings.redis, &settings.jobs);
         let listener = TcpListener::bind(&settings.gateway.addr)?;
         let port = listener.local_addr()?.port();
+        let webhook_queue = crate::enqueuer::Enqueuer::start(producer.clone(), pool.clone());
         let state = AppState {
+            webhook_queue,
             producer,
             metrics: jobs::JobMetrics::default(),
             http: connectors::http_client(std::time::Duration::from_secs(20)),

@@ -22,6 +22,8 @@ pub struct AppState {
     /// For provider calls made while answering (checking credentials on connect).
     pub http: connectors::HttpClient,
     pub webhook_secrets: Arc<SecretCache>,
+    /// Pushes stored webhook events to the queue in batches, off the request path.
+    pub webhook_queue: crate::enqueuer::Enqueuer,
 }
 
 /// Integrations' webhook endpoint secrets, kept for a short while. An endpoint's secret never

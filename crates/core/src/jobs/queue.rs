@@ -95,6 +95,26 @@ impl Producer {
         Ok(())
     }
 
+    /// Queues several jobs to run now in one round trip, then wakes the consumers once.
+    pub async fn push_bulk<J: Job>(&self, jobs: Vec<J>) -> Result<(), QueueError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let mut storage = self.storage::<J>();
+        storage
+            .push_bulk(jobs)
+            .await
+            .map_err(|e| QueueError::Push(e.to_string()))?;
+        let mut conn = self.conn.clone();
+        let channel = wake_channel(&queue_name::<J>(&self.redis.key_prefix));
+        let _: Result<i64, _> = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(1)
+            .query_async(&mut conn)
+            .await;
+        Ok(())
+    }
+
     /// Forgets finished jobs older than `older_than`. apalis-redis keeps every job's payload,
     /// metadata and id after it ran (about half a kilobyte each) and never deletes them itself;
     /// our record of what ran is PostgreSQL, so workers call this every few minutes.

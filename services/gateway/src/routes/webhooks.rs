@@ -6,7 +6,6 @@
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use biz_core::crypto::signatures::{verify_stripe, STRIPE_TOLERANCE_SECS};
 use biz_core::db::{integrations, webhook_events, Conn};
-use biz_core::jobs::ProcessWebhookEvent;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::Value;
@@ -198,19 +197,9 @@ async fn store(
             duplicate: true,
         }));
     };
-    // Stored: the answer is 200 whatever happens next. If Redis is away, the sweeper queues it.
-    match state
-        .producer
-        .push(ProcessWebhookEvent { event_row_id: row })
-        .await
-    {
-        Ok(()) => {
-            if let Err(e) = webhook_events::mark_enqueued(conn, row).await {
-                tracing::warn!(error = %e, "could not record the enqueue");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "queue unavailable; the sweeper will queue the event"),
-    }
+    // Stored: the answer is 200 whatever happens next. Queueing happens off the request path,
+    // in batches; if Redis is away the sweeper queues it.
+    state.webhook_queue.enqueue(&state.pool, row).await;
     Ok(HttpResponse::Ok().json(Received {
         received: true,
         duplicate: false,
