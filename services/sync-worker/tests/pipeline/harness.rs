@@ -166,6 +166,11 @@ impl Harness {
 
     /// The gateway, in this process, on the same database, queues and simulator.
     pub async fn gateway(&self) -> String {
+        self.gateway_on_redis(None).await
+    }
+
+    /// The gateway, with its queue on another Redis (`Some(url)`), e.g. one that is down.
+    pub async fn gateway_on_redis(&self, redis_url: Option<&str>) -> String {
         // The gateway registers webhook endpoints at its public URL: make that its real address.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -175,6 +180,9 @@ impl Harness {
         let mut settings = settings(&self.db_url, &self.prefix, &self.sim);
         settings.gateway.addr = format!("127.0.0.1:{port}");
         settings.gateway.public_url = format!("http://127.0.0.1:{port}");
+        if let Some(url) = redis_url {
+            settings.redis.url = SecretString::from(url.to_owned());
+        }
         let app = gateway::startup::Application::build(settings).expect("gateway");
         let url = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run());

@@ -421,3 +421,57 @@ async fn an_incremental_sync_whose_cursor_stripe_forgot_backfills() {
         "evt_PurgedLongAgo01"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_stored_while_redis_is_down_is_queued_by_the_sweeper() {
+    let h = Harness::new(20).await;
+    // The gateway's Redis is a port nothing listens on; the worker's is fine.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("redis://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let gateway = h.gateway_on_redis(Some(&dead)).await;
+    let http = reqwest::Client::new();
+    let signup: Value = http
+        .post(format!("{gateway}/api/v1/auth/signup"))
+        .json(&json!({ "email": "ops@example.com", "password": "correct horse battery staple", "name": "Ops", "organization_name": "Outage Co" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (token, org) = (
+        signup["token"].as_str().unwrap(),
+        signup["organization"]["id"].as_str().unwrap(),
+    );
+    let connected: Value = http
+        .post(format!("{gateway}/api/v1/orgs/{org}/integrations"))
+        .bearer_auth(token)
+        .json(&json!({ "provider": "stripe", "credentials": { "api_key": KEY } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let integration: Uuid = connected["id"].as_str().unwrap().parse().unwrap();
+
+    // Stripe delivers an event: stored and acknowledged although it cannot be queued.
+    let res: Value = http
+        .post(format!("{}/_sim/stripe/advance", h.sim))
+        .json(&json!({ "changes": 5, "seed": 3 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["failed_deliveries"], 0, "{}", res["errors"]);
+    let delivered = res["events"].as_array().unwrap().len() as i64;
+    let c = event_counts(&h, integration).await;
+    assert_eq!(c.pending, delivered, "stored, not yet applied");
+
+    // A worker (its own Redis is up) finds them through its sweeper and applies them.
+    let _w = h.worker("sweeper", &[]);
+    wait_processed(&h, integration, delivered).await;
+}
