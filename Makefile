@@ -23,9 +23,10 @@ test-only:
 ## Benchmarks; figures are printed and written to target/bench/.
 bench: services
 	@mkdir -p target/bench
-	$(CARGO) build --release --quiet -p queue-bench -p gateway
+	$(CARGO) build --release --quiet -p queue-bench -p gateway -p sync-worker
 	target/release/queue-bench
 	target/release/queue-bench webhooks
+	target/release/queue-bench throttled
 
 migrate: services
 	$(CARGO) run --quiet --bin gateway -- migrate

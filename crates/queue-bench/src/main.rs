@@ -8,6 +8,7 @@
 //!   same apalis/Redis path) whose job does nothing but note how long it waited.
 
 mod driver;
+mod throttled;
 mod webhooks;
 mod worker;
 
@@ -49,6 +50,19 @@ async fn main() -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&r)?,
             )?;
             println!("webhook-bench: written to target/bench/webhooks.json");
+            Ok(())
+        }
+        Some("throttled") => {
+            let r = throttled::run().await?;
+            println!(
+                "throttled-bench: {} requests at {}/s = {} % of Stripe's {}/s limit; {} answered 429; run {}",
+                r["requests"], r["achieved_per_s"], r["share_of_limit_pct"], r["limit_per_s"], r["responses_429"], r["run_status"]
+            );
+            std::fs::create_dir_all("target/bench")?;
+            std::fs::write(
+                "target/bench/throttled.json",
+                serde_json::to_string_pretty(&r)?,
+            )?;
             Ok(())
         }
         None => driver::run().await,
