@@ -27,6 +27,7 @@ bench: services
 	target/release/queue-bench
 	target/release/queue-bench webhooks
 	target/release/queue-bench throttled
+	target/release/queue-bench backfill
 
 migrate: services
 	$(CARGO) run --quiet --bin gateway -- migrate

@@ -7,6 +7,7 @@
 //! - `queue-bench worker` is a worker process like the real ones (same runtime, same consumer,
 //!   same apalis/Redis path) whose job does nothing but note how long it waited.
 
+mod backfill;
 mod driver;
 mod throttled;
 mod webhooks;
@@ -61,6 +62,19 @@ async fn main() -> anyhow::Result<()> {
             std::fs::create_dir_all("target/bench")?;
             std::fs::write(
                 "target/bench/throttled.json",
+                serde_json::to_string_pretty(&r)?,
+            )?;
+            Ok(())
+        }
+        Some("backfill") => {
+            let r = backfill::run().await?;
+            println!(
+                "backfill-bench: {} objects in {} s = {} objects/s (worker peak RSS {} MiB); COPY of the same rows {} rows/s; backfill = {} % of COPY",
+                r["objects"], r["backfill_seconds"], r["backfill_objects_per_s"], r["worker_peak_rss_mib"], r["copy_rows_per_s"], r["share_of_copy_pct"]
+            );
+            std::fs::create_dir_all("target/bench")?;
+            std::fs::write(
+                "target/bench/backfill.json",
                 serde_json::to_string_pretty(&r)?,
             )?;
             Ok(())

@@ -177,6 +177,9 @@ async fn a_worker_killed_mid_run_is_resumed_elsewhere_from_its_checkpoint() {
         .await;
     first.sigkill();
     let killed_at = Instant::now();
+    // A COMMIT the worker sent just before it died still completes on the server: let it land
+    // before reading where the run stands.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
     let at_kill = h.run(id).await;
     assert_eq!(at_kill.status, "running", "the dead worker still holds it");
     let (resume_path, resume_after) = resume_point(&at_kill);
