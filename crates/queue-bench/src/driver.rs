@@ -9,6 +9,7 @@ use biz_core::jobs::{self, Producer};
 use biz_core::settings::Settings;
 use serde_json::{json, Value};
 
+use crate::stack::{free_port, percentile_ms as percentile, rss_mib};
 use crate::{now_us, Noop};
 
 /// Jobs in the throughput burst, and in the paced latency run (at `PACED_RATE` per second).
@@ -20,13 +21,6 @@ const PUSHERS: u64 = 64;
 struct WorkerProc {
     child: Child,
     ops: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
 }
 
 fn spawn_worker(prefix: &str) -> anyhow::Result<WorkerProc> {
@@ -43,20 +37,6 @@ fn spawn_worker(prefix: &str) -> anyhow::Result<WorkerProc> {
         child,
         ops: format!("http://127.0.0.1:{port}"),
     })
-}
-
-/// Resident memory of a process, in MiB, from /proc.
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
 }
 
 async fn succeeded(http: &reqwest::Client, ops: &str) -> u64 {
@@ -98,14 +78,6 @@ async fn wait_done(
         anyhow::ensure!(Instant::now() < deadline, "jobs did not finish");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
 }
 
 async fn scenario(settings: &Settings, n_workers: usize) -> anyhow::Result<Value> {

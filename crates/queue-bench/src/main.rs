@@ -9,6 +9,7 @@
 
 mod backfill;
 mod driver;
+mod stack;
 mod throttled;
 mod webhooks;
 mod worker;

@@ -3,7 +3,6 @@
 //! durably stored before its 200. Measured at a fixed 1,000/s (latency p50/p99) and at
 //! saturation (64 connections), and checked against the stored row count.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,24 +10,7 @@ use biz_core::crypto::signatures::sign_stripe;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-struct Gateway {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
+use crate::stack::{percentile_ms as percentile, Stack};
 
 fn event(n: u64) -> String {
     json!({
@@ -41,92 +23,21 @@ fn event(n: u64) -> String {
     .to_string()
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
-}
-
-async fn stored(db_url: &str) -> anyhow::Result<i64> {
-    let out = Command::new("psql")
-        .args([db_url, "-Atc", "SELECT count(*) FROM webhook_events"])
-        .output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
-}
-
 pub async fn run() -> anyhow::Result<Value> {
-    biz_core::install_crypto_provider();
-    let server = std::env::var("BENCH_PG_SERVER")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let db_name = format!("bi_bench_{}", crate::now_us());
-    let db_url = format!("{server}/{db_name}");
-    let sim = provider_sim::spawn(42)?;
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let env = [
-        ("DATABASE_URL", db_url.as_str()),
-        ("BIZ__GATEWAY__ADDR", &format!("127.0.0.1:{port}")),
-        ("BIZ__GATEWAY__PUBLIC_URL", &url),
-        ("BIZ__PROVIDERS__STRIPE_API_BASE", &sim),
-        (
-            "BIZ__REDIS__KEY_PREFIX",
-            &format!("bench{}", crate::now_us()),
-        ),
-        ("BIZ__DATABASE__POOL_SIZE", "32"),
-        ("RUST_LOG", "error"),
-    ];
-    let exe = std::env::current_exe()?.with_file_name("gateway");
-    let status = Command::new(&exe)
-        .arg("migrate")
-        .envs(env)
-        .stdout(Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "gateway migrate failed");
-    let gateway = Gateway {
-        child: Command::new(&exe)
-            .envs(env)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-        url: url.clone(),
-    };
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("{url}/readyz"))
-        .send()
-        .await
-        .map(|r| !r.status().is_success())
-        .unwrap_or(true)
-    {
-        anyhow::ensure!(Instant::now() < deadline, "gateway did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let signup: Value = http
-        .post(format!("{url}/api/v1/auth/signup"))
-        .json(&json!({ "email": "bench@example.com", "password": "correct horse battery staple", "name": "Bench", "organization_name": "Bench" }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let (token, org) = (
-        signup["token"].as_str().unwrap_or_default(),
-        signup["organization"]["id"].as_str().unwrap_or_default(),
-    );
-    let connected: Value = http
-        .post(format!("{url}/api/v1/orgs/{org}/integrations"))
-        .bearer_auth(token)
-        .json(&json!({ "provider": "stripe", "credentials": { "api_key": "sk_test_51BenchAccount00000001" } }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let integration = connected["id"].as_str().unwrap_or_default().to_owned();
+    let stack = Stack::start(
+        json!({}),
+        &[("BIZ__DATABASE__POOL_SIZE", "32")],
+        false,
+        "sk_test_51BenchAccount00000001",
+    )
+    .await?;
+    let http = stack.http.clone();
+    let integration = stack.connected["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let endpoints: Value = http
-        .get(format!("{sim}/_sim/stripe/endpoints"))
+        .get(format!("{}/_sim/stripe/endpoints", stack.sim))
         .send()
         .await?
         .json()
@@ -135,7 +46,10 @@ pub async fn run() -> anyhow::Result<Value> {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let target = Arc::new(format!("{}/webhooks/stripe/{integration}", gateway.url));
+    let target = Arc::new(format!("{}/webhooks/stripe/{integration}", stack.url));
+    let stored = || -> anyhow::Result<i64> {
+        Ok(stack.psql("SELECT count(*) FROM webhook_events")?.parse()?)
+    };
 
     let send = {
         let http = http.clone();
@@ -190,7 +104,7 @@ pub async fn run() -> anyhow::Result<Value> {
     let mut fixed = latencies.lock().await.clone();
     fixed.sort_unstable();
     let fixed_failed = failures.load(std::sync::atomic::Ordering::Relaxed);
-    let stored_fixed = stored(&db_url).await?;
+    let stored_fixed = stored()?;
 
     // Saturation: 64 connections, each sending as soon as the last answered, for 10 s.
     let offset = rate * seconds;
@@ -219,15 +133,7 @@ pub async fn run() -> anyhow::Result<Value> {
     let elapsed = sat_start.elapsed().as_secs_f64();
     let mut saturated = sat_latencies.lock().await.clone();
     saturated.sort_unstable();
-    let stored_total = stored(&db_url).await?;
-    drop(gateway);
-    let _ = Command::new("psql")
-        .args([
-            &format!("{server}/postgres"),
-            "-qc",
-            &format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"),
-        ])
-        .status();
+    let stored_total = stored()?;
     Ok(json!({
         "fixed_rate": {
             "rate_per_s": rate,

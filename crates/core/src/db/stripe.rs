@@ -129,27 +129,6 @@ pub async fn ids(
         .await?)
 }
 
-/// One stored object.
-#[tracing::instrument(skip(conn))]
-pub async fn find(
-    conn: &mut Conn,
-    organization_id: Uuid,
-    integration_id: Uuid,
-    object_type: &str,
-    stripe_id: &str,
-) -> Result<Option<StripeObject>, DbError> {
-    use stripe_objects as t;
-    Ok(t::table
-        .filter(t::organization_id.eq(organization_id))
-        .filter(t::integration_id.eq(integration_id))
-        .filter(t::object_type.eq(object_type))
-        .filter(t::stripe_id.eq(stripe_id))
-        .select(StripeObject::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
-
 /// The row an event's `data.object` becomes, if it is of a synced type. Its version is the
 /// event's `created`; `customer.deleted` marks the customer deleted.
 pub fn object_from_event(

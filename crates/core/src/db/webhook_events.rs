@@ -56,15 +56,6 @@ pub async fn insert(conn: &mut Conn, e: &NewWebhookEvent<'_>) -> Result<Option<U
         .optional()?)
 }
 
-/// Records that the event's job was pushed.
-pub async fn mark_enqueued(conn: &mut Conn, id: Uuid) -> Result<(), DbError> {
-    diesel::update(webhook_events::table.find(id))
-        .set(webhook_events::enqueued_at.eq(Utc::now()))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Forgets an enqueue that did not happen (Redis was away): the next sweep queues the event.
 pub async fn clear_enqueued(conn: &mut Conn, id: Uuid) -> Result<(), DbError> {
     diesel::update(webhook_events::table.find(id))

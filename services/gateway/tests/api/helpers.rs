@@ -1,8 +1,7 @@
-//! `spawn_app()`: a gateway on a random port over a fresh database, created and migrated for the
-//! test and dropped after it, with one helper per endpoint.
+//! `spawn_app()`: a gateway on a random port over a fresh database (`test_support::TestDb`),
+//! with one helper per endpoint.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use biz_core::db;
@@ -11,15 +10,6 @@ use gateway::startup::Application;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-/// The PostgreSQL server tests create their databases on.
-pub fn pg_server() -> String {
-    std::env::var("TEST_PG_SERVER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-pub fn config_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config")
-}
 
 fn init_logs(settings: &Settings) {
     static ONCE: OnceLock<()> = OnceLock::new();
@@ -37,8 +27,8 @@ pub struct TestApp {
     pub sim: String,
     pub client: reqwest::Client,
     pub pool: db::Pool,
-    pub db_name: String,
     pub db_url: String,
+    _db: test_support::TestDb,
 }
 
 /// Settings for a test: the test profile plus `overrides` (variable → value).
@@ -54,7 +44,7 @@ pub fn test_settings(db_url: &str, overrides: &[(&str, &str)]) -> Settings {
     for (k, v) in overrides {
         vars.insert((*k).into(), (*v).into());
     }
-    Settings::load_from(&config_dir(), &vars)
+    Settings::load_from(&test_support::config_dir(), &vars)
         .expect("test settings load")
         .0
 }
@@ -64,12 +54,12 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
-    biz_core::install_crypto_provider();
-    let db_name = format!("bi_test_{}", Uuid::new_v4().simple());
-    let db_url = format!("{}/{db_name}", pg_server());
+    // Created and migrated for this test, dropped with it.
+    let test_db = test_support::TestDb::new().await;
+    let db_url = test_db.url.clone();
     let sim = provider_sim::spawn(42).expect("start the provider simulator");
     // Each test gets its own simulator and its own Redis key prefix (so its own queues).
-    let prefix = format!("bt{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let prefix = test_support::key_prefix("bt");
     let mut all: Vec<(&str, &str)> = vec![
         ("BIZ__PROVIDERS__STRIPE_API_BASE", &sim),
         ("BIZ__PROVIDERS__STRIPE_CONNECT_BASE", &sim),
@@ -78,13 +68,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     all.extend_from_slice(overrides);
     let settings = test_settings(&db_url, &all);
     init_logs(&settings);
-    db::create_database_if_missing(&db_url)
-        .await
-        .expect("create test database");
     let pool = db::pool(&settings.database).expect("pool");
-    db::run_migrations(&pool)
-        .await
-        .expect("migrate test database");
     let app = Application::build(settings).expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run());
@@ -96,34 +80,8 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
             .build()
             .unwrap(),
         pool,
-        db_name,
         db_url,
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let name = self.db_name.clone();
-        // Drop runs inside the test's runtime; do the async work on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-                if let Ok(mut c) =
-                    AsyncPgConnection::establish(&format!("{}/postgres", pg_server())).await
-                {
-                    let _ = diesel::sql_query(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    ))
-                    .execute(&mut c)
-                    .await;
-                }
-            })
-        })
-        .join();
+        _db: test_db,
     }
 }
 

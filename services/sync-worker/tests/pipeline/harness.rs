@@ -189,6 +189,42 @@ impl Harness {
         url
     }
 
+    /// Signs up through `gateway` and connects Stripe with `api_key`, as a user would.
+    pub async fn connect_through_api(
+        &self,
+        gateway: &str,
+        email: &str,
+        api_key: &str,
+    ) -> ApiAccount {
+        let http = reqwest::Client::new();
+        let signup: Value = http
+            .post(format!("{gateway}/api/v1/auth/signup"))
+            .json(&json!({ "email": email, "password": "correct horse battery staple", "name": "Owner", "organization_name": "Pipeline Co" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = signup["token"].as_str().unwrap().to_owned();
+        let org = signup["organization"]["id"].as_str().unwrap().to_owned();
+        let res = http
+            .post(format!("{gateway}/api/v1/orgs/{org}/integrations"))
+            .bearer_auth(&token)
+            .json(&json!({ "provider": "stripe", "credentials": { "api_key": api_key } }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+        let connected = res.json().await.unwrap();
+        ApiAccount {
+            http,
+            token,
+            org,
+            connected,
+        }
+    }
+
     pub async fn sim_config(&self, config: Value) {
         let res = self
             .http
@@ -345,4 +381,13 @@ fn settings(db_url: &str, prefix: &str, sim: &str) -> Settings {
         ("BIZ__PROVIDERS__STRIPE_API_BASE".to_owned(), sim.to_owned()),
     ]);
     Settings::load_from(&config_dir(), &vars).unwrap().0
+}
+
+/// An organisation made through the gateway's API, with Stripe connected.
+pub struct ApiAccount {
+    pub http: reqwest::Client,
+    pub token: String,
+    pub org: String,
+    /// The `POST …/integrations` answer.
+    pub connected: Value,
 }

@@ -10,7 +10,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use provider_sim::config::StripeConfig;
 use provider_sim::stripe::Dataset;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::harness::Harness;
 
@@ -186,28 +186,15 @@ async fn metrics_match_values_computed_from_the_account_at_three_dates() {
     let customers = 2_000;
     let h = Harness::new(customers).await;
     let gateway = h.gateway().await;
-    let http = reqwest::Client::new();
-    let signup: Value = http
-        .post(format!("{gateway}/api/v1/auth/signup"))
-        .json(&json!({ "email": "cfo@example.com", "password": "correct horse battery staple", "name": "CFO", "organization_name": "Metrics Co" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = signup["token"].as_str().unwrap();
-    let org = signup["organization"]["id"].as_str().unwrap();
-    let connected: Value = http
-        .post(format!("{gateway}/api/v1/orgs/{org}/integrations"))
-        .bearer_auth(token)
-        .json(&json!({ "provider": "stripe", "credentials": { "api_key": KEY } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = h
+        .connect_through_api(&gateway, "cfo@example.com", KEY)
+        .await;
+    let (http, token, org, connected) = (
+        api.http.clone(),
+        api.token.as_str(),
+        api.org.as_str(),
+        &api.connected,
+    );
     let _w = h.worker(
         "metrics",
         &[("BIZ__PROVIDERS__STRIPE_TEST_REQUESTS_PER_SECOND", "5000")],

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use biz_core::jobs::SyncMode;
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::expected_ids;
@@ -51,27 +50,19 @@ async fn injected_500s_are_retried_with_backoff_then_the_run_succeeds() {
 async fn a_run_that_exhausts_its_attempts_fails_with_its_error_readable_over_the_api() {
     let h = Harness::new(250).await;
     let gateway = h.gateway().await;
-    let http = reqwest::Client::new();
-    let signup: Value = http
-        .post(format!("{gateway}/api/v1/auth/signup"))
-        .json(&json!({ "email": "owner@example.com", "password": "correct horse battery staple", "name": "Owner", "organization_name": "Failing Co" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = signup["token"].as_str().unwrap();
-    let org = signup["organization"]["id"].as_str().unwrap();
-    let res = http
-        .post(format!("{gateway}/api/v1/orgs/{org}/integrations"))
-        .bearer_auth(token)
-        .json(&json!({ "provider": "stripe", "credentials": { "api_key": "sk_test_51FailingAccount00001" } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let connected: Value = res.json().await.unwrap();
+    let api = h
+        .connect_through_api(
+            &gateway,
+            "owner@example.com",
+            "sk_test_51FailingAccount00001",
+        )
+        .await;
+    let (http, token, org, connected) = (
+        api.http.clone(),
+        api.token.as_str(),
+        api.org.as_str(),
+        &api.connected,
+    );
     let run_id = connected["sync_run_id"].as_str().unwrap();
 
     // From now on Stripe answers every list call with a 500.

@@ -161,27 +161,15 @@ async fn wait_processed(h: &Harness, integration: Uuid, expected: i64) {
 async fn five_hundred_webhook_events_shuffled_and_duplicated_leave_the_accounts_state() {
     let h = Harness::new(300).await;
     let gateway = h.gateway().await;
-    let http = reqwest::Client::new();
-    let signup: Value = http
-        .post(format!("{gateway}/api/v1/auth/signup"))
-        .json(&json!({ "email": "owner@example.com", "password": "correct horse battery staple", "name": "Owner", "organization_name": "Webhook Co" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = signup["token"].as_str().unwrap();
-    let org = signup["organization"]["id"].as_str().unwrap();
-    let res = http
-        .post(format!("{gateway}/api/v1/orgs/{org}/integrations"))
-        .bearer_auth(token)
-        .json(&json!({ "provider": "stripe", "credentials": { "api_key": KEY } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let connected: Value = res.json().await.unwrap();
+    let api = h
+        .connect_through_api(&gateway, "owner@example.com", KEY)
+        .await;
+    let (http, token, org, connected) = (
+        api.http.clone(),
+        api.token.as_str(),
+        api.org.as_str(),
+        &api.connected,
+    );
     let integration: Uuid = connected["id"].as_str().unwrap().parse().unwrap();
     let backfill = connected["sync_run_id"].as_str().unwrap();
 
@@ -430,30 +418,10 @@ async fn an_event_stored_while_redis_is_down_is_queued_by_the_sweeper() {
     let dead = format!("redis://127.0.0.1:{}", closed.local_addr().unwrap().port());
     drop(closed);
     let gateway = h.gateway_on_redis(Some(&dead)).await;
-    let http = reqwest::Client::new();
-    let signup: Value = http
-        .post(format!("{gateway}/api/v1/auth/signup"))
-        .json(&json!({ "email": "ops@example.com", "password": "correct horse battery staple", "name": "Ops", "organization_name": "Outage Co" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (token, org) = (
-        signup["token"].as_str().unwrap(),
-        signup["organization"]["id"].as_str().unwrap(),
-    );
-    let connected: Value = http
-        .post(format!("{gateway}/api/v1/orgs/{org}/integrations"))
-        .bearer_auth(token)
-        .json(&json!({ "provider": "stripe", "credentials": { "api_key": KEY } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = h
+        .connect_through_api(&gateway, "ops@example.com", KEY)
+        .await;
+    let (http, connected) = (api.http.clone(), &api.connected);
     let integration: Uuid = connected["id"].as_str().unwrap().parse().unwrap();
 
     // Stripe delivers an event: stored and acknowledged although it cannot be queued.
