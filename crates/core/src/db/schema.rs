@@ -118,6 +118,7 @@ diesel::table! {
         reporting_currency -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        mrr_convention -> Jsonb,
     }
 }
 

@@ -1,4 +1,5 @@
 //! Metric definitions and the rules behind them (contract section 5; docs/METRICS.md).
 
+pub mod derived;
 pub mod mrr;
 pub mod rollup;

@@ -26,6 +26,7 @@ pub type Amount = Ratio<i128>;
 
 /// How MRR treats discounts, scheduled cancellations and unpaid subscriptions, per organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Convention {
     pub discounts: DiscountRule,
     pub scheduled_cancellations: CancellationRule,
@@ -33,6 +34,17 @@ pub struct Convention {
     /// `Some(n)`: a `past_due` subscription stops counting `n` days after its current period
     /// started (the unpaid invoice's date).
     pub past_due_churn_days: Option<u32>,
+}
+
+impl Convention {
+    /// The organisation's stored convention; a value this version cannot read (it is checked on
+    /// the way in, so only a hand edit) falls back to the default.
+    pub fn from_stored(stored: &Value) -> Convention {
+        serde_json::from_value(stored.clone()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "unreadable mrr_convention; using the default");
+            Convention::default()
+        })
+    }
 }
 
 impl Default for Convention {

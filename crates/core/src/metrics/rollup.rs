@@ -63,6 +63,23 @@ pub async fn mark_dirty(
     Ok(())
 }
 
+/// Marks the organisation's whole history dirty, because its time zone or MRR convention
+/// changed: from the day before its earliest Stripe object (UTC), which covers any zone's shift.
+/// Nothing to do for an organisation without data.
+pub async fn mark_all_dirty(conn: &mut Conn, organization_id: Uuid) -> Result<(), DbError> {
+    diesel::sql_query(
+        "INSERT INTO metric_dirty (organization_id, dirty_from)
+         SELECT $1, (min(created) AT TIME ZONE 'UTC')::date - 1
+           FROM stripe_objects WHERE organization_id = $1 HAVING min(created) IS NOT NULL
+         ON CONFLICT (organization_id) DO UPDATE
+            SET dirty_from = LEAST(metric_dirty.dirty_from, EXCLUDED.dirty_from), marked_at = now()",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(organization_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[derive(Debug, QueryableByName)]
 pub struct Dirty {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
@@ -85,9 +102,11 @@ pub async fn claim_dirty(conn: &mut Conn, limit: i32) -> Result<Vec<Dirty>, DbEr
 }
 
 #[derive(QueryableByName)]
-struct Tzone {
+struct OrgSettings {
     #[diesel(sql_type = Text)]
     timezone: String,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    mrr_convention: Value,
 }
 
 #[derive(QueryableByName)]
@@ -123,13 +142,20 @@ pub async fn recompute(
     organization_id: Uuid,
     from: NaiveDate,
 ) -> Result<usize, DbError> {
-    let tz: Tz = diesel::sql_query("SELECT timezone FROM organizations WHERE id = $1")
-        .bind::<diesel::sql_types::Uuid, _>(organization_id)
-        .get_result::<Tzone>(conn)
-        .await
-        .optional()?
-        .and_then(|t| t.timezone.parse().ok())
+    let settings: Option<OrgSettings> =
+        diesel::sql_query("SELECT timezone, mrr_convention FROM organizations WHERE id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(organization_id)
+            .get_result(conn)
+            .await
+            .optional()?;
+    let tz: Tz = settings
+        .as_ref()
+        .and_then(|s| s.timezone.parse().ok())
         .unwrap_or(Tz::UTC);
+    let convention = settings
+        .as_ref()
+        .map(|s| Convention::from_stored(&s.mrr_convention))
+        .unwrap_or_default();
     let today = local_day(Utc::now(), tz);
     let from = from.min(today);
     let start = day_start(from, tz);
@@ -196,7 +222,6 @@ pub async fn recompute(
         .filter(|o| o.object_type == "subscription" && !o.deleted)
         .map(|o| with_tiers(&o.raw, &tiers))
         .collect();
-    let convention = Convention::default();
     let (mut metrics, mut days, mut dims, mut values) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // Each customer's MRR per currency at the end of a day; the day before `from` is the

@@ -2,6 +2,8 @@
 
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use biz_core::db::accounts::{memberships, organizations, Role};
+use biz_core::metrics::mrr::Convention;
+use biz_core::metrics::rollup;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,11 @@ pub struct OrganizationView {
     /// IANA time zone that metrics are cut into days in.
     pub timezone: String,
     pub reporting_currency: String,
+    /// How MRR is computed (docs/METRICS.md, "Conventions"): `discounts` (`forever_only` |
+    /// `all_non_once`), `scheduled_cancellations` (`leave_when_set` | `count_until_effective`),
+    /// `past_due_churn_days` (null, or days after which a past-due subscription stops counting).
+    #[schema(value_type = Object)]
+    pub mrr_convention: serde_json::Value,
     /// The caller's role in it.
     pub role: Role,
     pub created_at: DateTime<Utc>,
@@ -43,6 +50,8 @@ impl OrganizationView {
             name: o.name.clone(),
             timezone: o.timezone.clone(),
             reporting_currency: o.reporting_currency.clone(),
+            mrr_convention: serde_json::to_value(Convention::from_stored(&o.mrr_convention))
+                .unwrap_or_default(),
             role,
             created_at: o.created_at,
         }
@@ -63,6 +72,10 @@ pub struct UpdateOrganization {
     timezone: Option<String>,
     /// ISO 4217 code, such as `EUR`.
     reporting_currency: Option<String>,
+    /// Any of `discounts`, `scheduled_cancellations`, `past_due_churn_days`; fields left out
+    /// take Stripe Billing's convention. Changing it (or the time zone) rebuilds the metrics.
+    #[schema(value_type = Option<Object>)]
+    mrr_convention: Option<serde_json::Value>,
 }
 
 /// The organisations the caller belongs to (an API key sees its own).
@@ -151,6 +164,26 @@ fn parse_timezone(tz: &str) -> Result<String, ApiError> {
         })
 }
 
+fn parse_convention(raw: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+    let convention: Convention = serde_json::from_value(raw).map_err(|e| {
+        ApiError::validation(
+            "invalid_mrr_convention",
+            format!("mrr_convention: {e}"),
+        )
+    })?;
+    if convention
+        .past_due_churn_days
+        .is_some_and(|d| !(1..=365).contains(&d))
+    {
+        return Err(ApiError::validation(
+            "invalid_mrr_convention",
+            "mrr_convention.past_due_churn_days is between 1 and 365, or null",
+        ));
+    }
+    // Stored whole, so that a later change of the defaults does not change this organisation.
+    serde_json::to_value(convention).map_err(ApiError::internal)
+}
+
 fn parse_currency(c: &str) -> Result<String, ApiError> {
     if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) {
         Ok(c.to_owned())
@@ -188,15 +221,24 @@ async fn update(
             .as_deref()
             .map(parse_currency)
             .transpose()?,
+        mrr_convention: body.mrr_convention.map(parse_convention).transpose()?,
     };
+    let before = organizations::find(&mut conn, org_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let org = organizations::update(&mut conn, org_id, &changes).await?;
+    if org.timezone != before.timezone || org.mrr_convention != before.mrr_convention {
+        // Days are cut in the zone and MRR follows the convention: the workers rebuild the
+        // whole history in the background; the old figures are served until then.
+        rollup::mark_all_dirty(&mut conn, org_id).await?;
+    }
     audit::record(
         &mut conn,
         &Actor::of(&req, &access),
         Some(org_id),
         "organization.update",
         Some(("organization", org_id.to_string())),
-        serde_json::json!({ "name": changes.name, "timezone": changes.timezone, "reporting_currency": changes.reporting_currency }),
+        serde_json::json!({ "name": changes.name, "timezone": changes.timezone, "reporting_currency": changes.reporting_currency, "mrr_convention": changes.mrr_convention }),
     )
     .await?;
     Ok(web::Json(OrganizationView::new(&org, access.role)))

@@ -45,6 +45,12 @@ pub fn flows(charges: &[Value], refund_list: &[Value]) -> [BTreeMap<(NaiveDate, 
 /// MRR × 3600 for one subscription at the end of `day`, by the contract's rules, or None when
 /// it does not count. 3600 = 12 × 100 × 3 makes every normalisation and discount here exact.
 pub fn mrr_scaled(s: &Value, day: NaiveDate) -> Option<i128> {
+    mrr_scaled_under(s, day, false)
+}
+
+/// [`mrr_scaled`], or with `until_effective` the convention where a scheduled cancellation
+/// counts until it takes effect (`ended_at`, else `cancel_at`, else the period's end).
+pub fn mrr_scaled_under(s: &Value, day: NaiveDate, until_effective: bool) -> Option<i128> {
     let end = Utc
         .from_utc_datetime(&day.and_hms_opt(23, 59, 59).unwrap())
         .timestamp();
@@ -59,9 +65,15 @@ pub fn mrr_scaled(s: &Value, day: NaiveDate) -> Option<i128> {
     let status = s["status"].as_str().unwrap();
     let scheduled = s["cancel_at_period_end"] == true || !s["cancel_at"].is_null();
     if status == "canceled" || scheduled {
-        match t("canceled_at") {
-            Some(c) if c <= end => return None,
-            Some(_) if status == "canceled" => {}
+        let leaves = if until_effective {
+            t("ended_at")
+                .or(t("cancel_at"))
+                .or(t("current_period_end"))
+        } else {
+            t("canceled_at")
+        };
+        match leaves {
+            Some(l) if l <= end => return None,
             None if status == "canceled" => return None,
             _ => {}
         }
@@ -479,5 +491,226 @@ async fn metrics_match_values_computed_from_the_account_at_three_dates() {
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], code, "{query}");
+    }
+
+    churn_and_ltv_match_the_written_rules(&http, token, &base, &d.subscriptions).await;
+    a_convention_change_rebuilds_mrr(&http, token, &gateway, org, &d.subscriptions).await;
+}
+
+/// Per day from `first` to `last`: each customer's MRR × 3600 per currency (positive only).
+fn paying_by_day(
+    subscriptions: &[Value],
+    first: NaiveDate,
+    last: NaiveDate,
+) -> BTreeMap<NaiveDate, BTreeMap<(String, String), i128>> {
+    let mut out = BTreeMap::new();
+    let mut day = first;
+    while day <= last {
+        let mut m: BTreeMap<(String, String), i128> = BTreeMap::new();
+        for s in subscriptions {
+            if let Some(v) = mrr_scaled(s, day) {
+                *m.entry((
+                    s["customer"].as_str().unwrap().to_owned(),
+                    s["currency"].as_str().unwrap().to_owned(),
+                ))
+                .or_insert(0) += v;
+            }
+        }
+        m.retain(|_, v| *v > 0);
+        out.insert(day, m);
+        day = day.succ_opt().unwrap();
+    }
+    out
+}
+
+/// n / d rounded half-even to six decimal places, as the API prints it.
+fn rate6(n: i128, d: i128) -> f64 {
+    let scaled = n * 1_000_000;
+    let (q, r) = (scaled / d, scaled % d);
+    let q = if 2 * r > d || (2 * r == d && q % 2 == 1) { q + 1 } else { q };
+    q as f64 / 1e6
+}
+
+fn round_div(n: i128, d: i128) -> i128 {
+    let (q, r) = (n / d, n % d);
+    if 2 * r > d || (2 * r == d && q % 2 == 1) {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// Customer churn rate, MRR churn rate and LTV per month of a quarter, from the data set:
+/// churned customers are those paying (in any currency) one day and not the next; the MRR lost
+/// each day is rounded per currency and day, as the daily rollups hold it.
+async fn churn_and_ltv_match_the_written_rules(
+    http: &reqwest::Client,
+    token: &str,
+    base: &str,
+    subscriptions: &[Value],
+) {
+    let d = |s: &str| -> NaiveDate { s.parse().unwrap() };
+    let days = paying_by_day(subscriptions, d("2025-08-31"), d("2025-12-31"));
+    let payers = |day: NaiveDate| -> std::collections::BTreeSet<&String> {
+        days[&day].keys().map(|(c, _)| c).collect()
+    };
+    let churned_on = |day: NaiveDate| -> i128 {
+        payers(day.pred_opt().unwrap())
+            .difference(&payers(day))
+            .count() as i128
+    };
+    // Per currency and day: churned and contraction MRR, each rounded once.
+    let lost_on = |day: NaiveDate, currency: &str| -> i128 {
+        let (before, now) = (&days[&day.pred_opt().unwrap()], &days[&day]);
+        let (mut churned, mut contraction) = (0i128, 0i128);
+        for ((customer, cur), was) in before.iter().filter(|((_, c), _)| c == currency) {
+            match now.get(&(customer.clone(), cur.clone())) {
+                None => churned += was,
+                Some(is) if is < was => contraction += was - is,
+                _ => {}
+            }
+        }
+        half_even(churned) as i128 + half_even(contraction) as i128
+    };
+    let mrr_on = |day: NaiveDate, currency: &str| -> i128 {
+        half_even(
+            days[&day]
+                .iter()
+                .filter(|((_, c), _)| c == currency)
+                .map(|(_, v)| *v)
+                .sum(),
+        ) as i128
+    };
+
+    let months = [
+        (d("2025-10-01"), d("2025-10-31")),
+        (d("2025-11-01"), d("2025-11-30")),
+        (d("2025-12-01"), d("2025-12-31")),
+    ];
+    let q = "from=2025-10-01&to=2025-12-31&granularity=month";
+    let rates = get(http, &format!("{base}/stripe_customer_churn_rate?{q}"), token).await;
+    let usd = get(http, &format!("{base}/stripe_mrr_churn_rate?{q}&currency=usd"), token).await;
+    let ltv = get(http, &format!("{base}/stripe_ltv?{q}&currency=usd"), token).await;
+    assert_eq!(rates["unit"], "ratio");
+    let mut some_churn = false;
+    assert!(
+        ltv["series"].as_array().unwrap().iter().any(|p| p["value"].is_i64()),
+        "some month has an LTV: {ltv}"
+    );
+    for (i, (a, b)) in months.iter().enumerate() {
+        let (mut churned, mut lost) = (0i128, 0i128);
+        let mut day = *a;
+        while day <= *b {
+            churned += churned_on(day);
+            lost += lost_on(day, "usd");
+            day = day.succ_opt().unwrap();
+        }
+        some_churn |= churned > 0;
+        let start = a.pred_opt().unwrap();
+        let base_customers = payers(start).len() as i128;
+        assert_eq!(
+            rates["series"][i]["value"].as_f64(),
+            Some(rate6(churned, base_customers)),
+            "customer churn rate of {a}: {churned}/{base_customers}"
+        );
+        assert_eq!(
+            usd["series"][i]["value"].as_f64(),
+            Some(rate6(lost, mrr_on(start, "usd"))),
+            "usd MRR churn rate of {a}"
+        );
+        // LTV at the month's end: ARPU ÷ the churn rate of the 30 days ending then.
+        let usd_payers = days[b].keys().filter(|(_, c)| c == "usd").count() as i128;
+        let arpu = round_div(mrr_on(*b, "usd"), usd_payers);
+        let window = b.checked_sub_days(chrono::Days::new(29)).unwrap();
+        let mut churned_30 = 0;
+        let mut day = window;
+        while day <= *b {
+            churned_30 += churned_on(day);
+            day = day.succ_opt().unwrap();
+        }
+        let paying_before = payers(window.pred_opt().unwrap()).len() as i128;
+        let want = (churned_30 > 0).then(|| round_div(arpu * paying_before, churned_30));
+        assert_eq!(
+            ltv["series"][i]["value"].as_i64().map(i128::from),
+            want,
+            "usd LTV at {b}"
+        );
+    }
+    assert!(some_churn, "the quarter has churn, so the rates are not trivially 0");
+}
+
+/// Switching the organisation to "scheduled cancellations count until effective" rebuilds
+/// its MRR in the background to the value that rule gives.
+async fn a_convention_change_rebuilds_mrr(
+    http: &reqwest::Client,
+    token: &str,
+    gateway: &str,
+    org: &str,
+    subscriptions: &[Value],
+) {
+    let under = |day: NaiveDate, until_effective: bool| -> BTreeMap<String, i64> {
+        let mut mrr: BTreeMap<String, i128> = BTreeMap::new();
+        for s in subscriptions {
+            if let Some(v) = mrr_scaled_under(s, day, until_effective) {
+                *mrr.entry(s["currency"].as_str().unwrap().to_owned())
+                    .or_insert(0) += v;
+            }
+        }
+        mrr.into_iter().map(|(c, v)| (c, half_even(v))).collect()
+    };
+    // The latest day of the data set's last weeks on which the two rules differ.
+    let day = (0..60)
+        .map(|back| NaiveDate::from_ymd_opt(2026, 1, 10).unwrap() - chrono::Days::new(back))
+        .find(|day| under(*day, false) != under(*day, true))
+        .expect("the data set has pending scheduled cancellations");
+    let until_effective = under(day, true);
+
+    let org_url = format!("{gateway}/api/v1/orgs/{org}");
+    let res = http
+        .patch(&org_url)
+        .bearer_auth(token)
+        .json(&serde_json::json!({"mrr_convention": {"scheduled_cancellations": "sometime"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_mrr_convention");
+
+    let res = http
+        .patch(&org_url)
+        .bearer_auth(token)
+        .json(&serde_json::json!({"mrr_convention": {"scheduled_cancellations": "count_until_effective"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["mrr_convention"],
+        serde_json::json!({"discounts": "forever_only", "scheduled_cancellations": "count_until_effective", "past_due_churn_days": null})
+    );
+    let url = format!("{org_url}/metrics/stripe_mrr?from={day}&to={day}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: BTreeMap<String, i64> = get(http, &url, token).await["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["currency"].as_str().unwrap().to_owned(),
+                    p["value"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        if got == until_effective {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "MRR under the new convention: got {got:?}, want {until_effective:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }

@@ -16,6 +16,8 @@ pub struct Organization {
     pub reporting_currency: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// A [`crate::metrics::mrr::Convention`] as JSON; `{}` is the default.
+    pub mrr_convention: serde_json::Value,
 }
 
 #[derive(Debug, Default, AsChangeset)]
@@ -24,6 +26,7 @@ pub struct OrganizationChanges {
     pub name: Option<String>,
     pub timezone: Option<String>,
     pub reporting_currency: Option<String>,
+    pub mrr_convention: Option<serde_json::Value>,
 }
 
 #[tracing::instrument(skip(conn))]
@@ -51,7 +54,10 @@ pub async fn update(
     id: Uuid,
     changes: &OrganizationChanges,
 ) -> Result<Organization, DbError> {
-    if changes.name.is_none() && changes.timezone.is_none() && changes.reporting_currency.is_none()
+    if changes.name.is_none()
+        && changes.timezone.is_none()
+        && changes.reporting_currency.is_none()
+        && changes.mrr_convention.is_none()
     {
         return find(conn, id)
             .await?
