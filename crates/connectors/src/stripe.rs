@@ -1,10 +1,22 @@
-//! Stripe's REST API: list endpoints paged with `limit` and `starting_after`, errors read from
-//! `{error: {type, code, message}}` and sorted as Stripe's error-handling guide says (429 and
-//! `lock_timeout` 409s are retried; `Stripe-Should-Retry` overrides when present).
+//! Stripe's REST API through async-stripe's generated requests (`stripe-core`, `stripe-billing`,
+//! `stripe-product`, `stripe-misc`): list endpoints paged with `limit` and `starting_after`,
+//! errors read from `{error: {type, code, message}}` and sorted as Stripe's error-handling guide
+//! says (429 and `lock_timeout` 409s are retried; `Stripe-Should-Retry` overrides when present).
+//!
+//! The transport is ours: [`StripeClient`] implements async-stripe's [`StripeClientTrait`] over
+//! our `reqwest` client, because async-stripe's own client keeps no connections alive and hides
+//! the response headers (`Retry-After`, `Stripe-Should-Retry`) our pacing and retry schedule
+//! need. Lists are read as raw JSON and stored verbatim: metrics are computed from Stripe's own
+//! objects at our pinned API version, not from a typed model of another version.
 
+use bytes::Bytes;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use stripe_client_core::{
+    CustomizedStripeRequest, RequestBuilder, StripeClient as StripeClientTrait, StripeClientErr,
+    StripeMethod, StripeRequest,
+};
 
 use crate::{retry_after, Pacer, ProviderError};
 
@@ -14,6 +26,82 @@ pub const API_VERSION: &str = "2024-06-20";
 
 /// Stripe's maximum page size.
 pub const PAGE_LIMIT: u32 = 100;
+
+/// The resources a backfill reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Customers,
+    Prices,
+    Subscriptions,
+    Invoices,
+    Charges,
+    PaymentIntents,
+    Refunds,
+}
+
+impl Resource {
+    /// The order a backfill walks them in: customers and prices before the subscriptions that
+    /// refer to them.
+    pub const BACKFILL_ORDER: [Resource; 7] = [
+        Resource::Customers,
+        Resource::Prices,
+        Resource::Subscriptions,
+        Resource::Invoices,
+        Resource::Charges,
+        Resource::PaymentIntents,
+        Resource::Refunds,
+    ];
+
+    /// Stripe's name for it, as in `/v1/{name}`; also our checkpoints' key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Customers => "customers",
+            Resource::Prices => "prices",
+            Resource::Subscriptions => "subscriptions",
+            Resource::Invoices => "invoices",
+            Resource::Charges => "charges",
+            Resource::PaymentIntents => "payment_intents",
+            Resource::Refunds => "refunds",
+        }
+    }
+
+    /// One page's request, newest first, after `starting_after`.
+    fn list_request(self, starting_after: Option<&str>) -> RequestBuilder {
+        use stripe_billing::invoice::ListInvoice;
+        use stripe_billing::subscription::{ListSubscription, ListSubscriptionStatus};
+        use stripe_core::charge::ListCharge;
+        use stripe_core::customer::ListCustomer;
+        use stripe_core::payment_intent::ListPaymentIntent;
+        use stripe_core::refund::ListRefund;
+        use stripe_product::price::ListPrice;
+
+        macro_rules! page {
+            ($list:expr) => {{
+                let mut list = $list.limit(PAGE_LIMIT);
+                if let Some(after) = starting_after {
+                    list = list.starting_after(after);
+                }
+                list.build()
+            }};
+        }
+        match self {
+            Resource::Customers => page!(ListCustomer::new()),
+            // With their tiers: events carry subscriptions' prices without them, and tiered MRR
+            // needs them (docs/METRICS.md).
+            Resource::Prices => page!(ListPrice::new().expand(vec!["data.tiers".to_owned()])),
+            Resource::Subscriptions => page!(ListSubscription::new()
+                .status(ListSubscriptionStatus::All)
+                .expand(vec![
+                    "data.items.data.price.tiers".to_owned(),
+                    "data.discounts".to_owned(),
+                ])),
+            Resource::Invoices => page!(ListInvoice::new()),
+            Resource::Charges => page!(ListCharge::new()),
+            Resource::PaymentIntents => page!(ListPaymentIntent::new()),
+            Resource::Refunds => page!(ListRefund::new()),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct StripeClient {
@@ -50,6 +138,27 @@ impl Page {
     }
 }
 
+impl StripeClientErr for ProviderError {
+    fn deserialize_err(msg: impl std::fmt::Display) -> Self {
+        ProviderError::Transient(format!("sent a body we cannot read: {msg}"))
+    }
+}
+
+impl StripeClientTrait for StripeClient {
+    type Err = ProviderError;
+
+    fn execute(
+        &self,
+        req: CustomizedStripeRequest,
+    ) -> impl std::future::Future<Output = Result<Bytes, ProviderError>> + Send {
+        let (request, config) = req.into_pieces();
+        async move {
+            self.send(request, config.account_id.as_ref().map(|a| a.as_str()))
+                .await
+        }
+    }
+}
+
 impl StripeClient {
     /// `base` is `BIZ__PROVIDERS__STRIPE_API_BASE` (no trailing `/v1`).
     pub fn new(http: reqwest::Client, base: &str, key: SecretString) -> Self {
@@ -76,55 +185,47 @@ impl StripeClient {
     /// One page of `/v1/events` newer than `ending_before` (the page just above it in Stripe's
     /// newest-first order); walk on with the page's first id.
     pub async fn events_newer_than(&self, ending_before: &str) -> Result<Page, ProviderError> {
-        let query = vec![
-            ("limit", PAGE_LIMIT.to_string()),
-            ("ending_before", ending_before.to_owned()),
-        ];
-        self.page("/v1/events", &query).await
+        let request = stripe_core::event::ListEvent::new()
+            .limit(PAGE_LIMIT)
+            .ending_before(ending_before)
+            .build();
+        self.page(request).await
     }
 
     /// The newest event, if any: where a backfill's incremental successor starts.
     pub async fn newest_event(&self) -> Result<Option<Value>, ProviderError> {
-        let page = self
-            .page("/v1/events", &[("limit", "1".to_owned())])
-            .await?;
-        Ok(page.data.into_iter().next())
+        let request = stripe_core::event::ListEvent::new().limit(1).build();
+        Ok(self.page(request).await?.data.into_iter().next())
     }
 
-    /// Registers a webhook endpoint for `url` receiving every event (`enabled_events[]=*`).
-    /// Returns the endpoint's id and its signing secret, which Stripe shows only now.
+    /// Registers a webhook endpoint for `url` receiving every event (`enabled_events[]=*`) in
+    /// our API version. Returns the endpoint's id and its signing secret, which Stripe shows
+    /// only now.
     pub async fn create_webhook_endpoint(
         &self,
         url: &str,
     ) -> Result<(String, String), ProviderError> {
-        let form = [
-            ("url", url),
-            ("enabled_events[]", "*"),
-            ("api_version", API_VERSION),
-            ("description", "BizInsights"),
-        ];
-        let body = self
-            .send(
-                self.http
-                    .post(format!("{}/v1/webhook_endpoints", self.base))
-                    .form(&form),
-            )
-            .await?;
-        match (body["id"].as_str(), body["secret"].as_str()) {
-            (Some(id), Some(secret)) => Ok((id.to_owned(), secret.to_owned())),
-            _ => Err(ProviderError::Transient(
-                "a webhook endpoint without id or secret".into(),
+        use stripe_misc::webhook_endpoint::{
+            CreateWebhookEndpoint, CreateWebhookEndpointEnabledEvents,
+        };
+        let endpoint =
+            CreateWebhookEndpoint::new(vec![CreateWebhookEndpointEnabledEvents::All], url)
+                .api_version(stripe_shared::ApiVersion::V2024_06_20)
+                .description("BizInsights")
+                .send(self)
+                .await?;
+        match endpoint.secret {
+            Some(secret) => Ok((endpoint.id.to_string(), secret)),
+            None => Err(ProviderError::Transient(
+                "a new webhook endpoint without its secret".into(),
             )),
         }
     }
 
     /// Removes a webhook endpoint (on disconnect). An endpoint already gone is fine.
     pub async fn delete_webhook_endpoint(&self, id: &str) -> Result<(), ProviderError> {
-        match self
-            .send(
-                self.http
-                    .delete(format!("{}/v1/webhook_endpoints/{id}", self.base)),
-            )
+        match stripe_misc::webhook_endpoint::DeleteWebhookEndpoint::new(id)
+            .send(self)
             .await
         {
             Ok(_) | Err(ProviderError::Rejected { status: 404, .. }) => Ok(()),
@@ -132,10 +233,12 @@ impl StripeClient {
         }
     }
 
-    async fn page(&self, path: &str, query: &[(&str, String)]) -> Result<Page, ProviderError> {
-        let body = self.get(path, query).await?;
-        let data = match body.get("data") {
-            Some(Value::Array(items)) => items.clone(),
+    async fn page(&self, request: RequestBuilder) -> Result<Page, ProviderError> {
+        let bytes = self.send(request, None).await?;
+        let mut body: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| ProviderError::Transient("sent a body that is not JSON".into()))?;
+        let data = match body.get_mut("data").map(Value::take) {
+            Some(Value::Array(items)) => items,
             _ => return Err(ProviderError::Transient("a list without `data`".into())),
         };
         Ok(Page {
@@ -144,42 +247,59 @@ impl StripeClient {
         })
     }
 
-    /// One page of `/v1/{resource}`, newest first, after `starting_after`.
-    #[tracing::instrument(skip(self, extra), fields(provider = "stripe"))]
+    /// One page of a resource, newest first, after `starting_after`.
+    #[tracing::instrument(skip(self), fields(provider = "stripe"))]
     pub async fn list(
         &self,
-        resource: &str,
+        resource: Resource,
         starting_after: Option<&str>,
-        extra: &[(&str, String)],
     ) -> Result<Page, ProviderError> {
-        let mut query: Vec<(&str, String)> = vec![("limit", PAGE_LIMIT.to_string())];
-        if let Some(after) = starting_after {
-            query.push(("starting_after", after.to_owned()));
-        }
-        query.extend(extra.iter().cloned());
-        self.page(&format!("/v1/{resource}"), &query).await
+        self.page(resource.list_request(starting_after)).await
     }
 
     /// One cheap authenticated call: proves the key works and can read customers.
     pub async fn check_credentials(&self) -> Result<(), ProviderError> {
-        self.get("/v1/customers", &[("limit", "1".to_owned())])
-            .await
-            .map(|_| ())
+        let request = stripe_core::customer::ListCustomer::new().limit(1).build();
+        self.send(request, None).await.map(|_| ())
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ProviderError> {
-        self.send(self.http.get(format!("{}{path}", self.base)).query(query))
-            .await
-    }
-
-    /// Sends with the key, the pinned version and the pacing; reads the body or the error.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, ProviderError> {
+    /// Sends one request with the key, the pinned version and the pacing; returns the body of a
+    /// success or the sorted error.
+    async fn send(
+        &self,
+        request: RequestBuilder,
+        account: Option<&str>,
+    ) -> Result<Bytes, ProviderError> {
         if let Some(pacer) = &self.pacer {
             pacer.wait().await;
         }
-        let response = request
+        let mut url = format!("{}/v1{}", self.base, request.path);
+        if let Some(query) = request.query.as_deref().filter(|q| !q.is_empty()) {
+            url.push('?');
+            url.push_str(query);
+        }
+        let method = match request.method {
+            StripeMethod::Get => reqwest::Method::GET,
+            StripeMethod::Post => reqwest::Method::POST,
+            StripeMethod::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = self
+            .http
+            .request(method, url)
             .bearer_auth(self.key.expose_secret())
-            .header("Stripe-Version", API_VERSION)
+            .header("Stripe-Version", API_VERSION);
+        if let Some(account) = account {
+            builder = builder.header("Stripe-Account", account);
+        }
+        if let Some(body) = request.body {
+            builder = builder
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body);
+        }
+        let response = builder
             .send()
             .await
             .map_err(ProviderError::from_transport)?;
@@ -190,8 +310,7 @@ impl StripeClient {
             .await
             .map_err(ProviderError::from_transport)?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|_| ProviderError::Transient("sent a body that is not JSON".into()));
+            return Ok(bytes);
         }
         Err(classify(status, &headers, &bytes))
     }

@@ -24,7 +24,7 @@ use biz_core::db::{self, DbError};
 use biz_core::jobs::{backoff_delay, Backoff};
 use biz_core::metrics::rollup;
 use chrono::Utc;
-use connectors::stripe::StripeClient;
+use connectors::stripe::{Resource, StripeClient};
 use connectors::ProviderError;
 use diesel_async::AsyncConnection;
 use secrecy::SecretString;
@@ -33,26 +33,6 @@ use serde_json::{json, Value};
 use crate::context::SyncContext;
 use crate::lease::LeaseKeeper;
 use crate::run::SyncError;
-
-/// The resources a backfill walks, in order, with the list parameters each needs.
-const RESOURCES: [(&str, &[(&str, &str)]); 7] = [
-    ("customers", &[]),
-    // With their tiers: events carry subscriptions' prices without them, and tiered MRR needs
-    // them (docs/METRICS.md).
-    ("prices", &[("expand[]", "data.tiers")]),
-    (
-        "subscriptions",
-        &[
-            ("status", "all"),
-            ("expand[]", "data.items.data.price.tiers"),
-            ("expand[]", "data.discounts"),
-        ],
-    ),
-    ("invoices", &[]),
-    ("charges", &[]),
-    ("payment_intents", &[]),
-    ("refunds", &[]),
-];
 
 /// 429s waited out inside one page fetch before the attempt gives up and backs off as a whole.
 const MAX_INLINE_WAITS: u32 = 5;
@@ -125,15 +105,14 @@ impl Sync<'_> {
             let cursor = newest.map(|e| json!({ "id": e["id"], "created": e["created"] }));
             self.checkpoint["backfill"] = json!({ "events_after": cursor });
         }
-        for (resource, params) in RESOURCES {
-            if self.checkpoint[resource]["done"].as_bool() == Some(true) {
+        for resource in Resource::BACKFILL_ORDER {
+            let name = resource.name();
+            if self.checkpoint[name]["done"].as_bool() == Some(true) {
                 continue;
             }
-            let mut after = self.checkpoint[resource]["starting_after"]
+            let mut after = self.checkpoint[name]["starting_after"]
                 .as_str()
                 .map(str::to_owned);
-            let params: Vec<(&str, String)> =
-                params.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
             loop {
                 if self.keeper.stop.is_cancelled() {
                     return Err(SyncError::Interrupted);
@@ -146,21 +125,18 @@ impl Sync<'_> {
                     .unwrap_or(0);
                 let page = {
                     let after = after.clone();
-                    let params = params.clone();
                     self.fetch(move |c| {
                         let after = after.clone();
-                        let params = params.clone();
-                        Box::pin(async move { c.list(resource, after.as_deref(), &params).await })
+                        Box::pin(async move { c.list(resource, after.as_deref()).await })
                     })
                     .await?
                 };
                 let rows = self.rows(&page.data, version);
-                self.count(resource, page.data.len(), rows.len());
+                self.count(name, page.data.len(), rows.len());
                 if let Some(last) = page.last_id() {
                     after = Some(last.to_owned());
                 }
-                self.checkpoint[resource] =
-                    json!({ "starting_after": after, "done": !page.has_more });
+                self.checkpoint[name] = json!({ "starting_after": after, "done": !page.has_more });
                 self.store(&rows, None).await?;
                 if !page.has_more {
                     break;

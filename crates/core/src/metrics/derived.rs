@@ -141,9 +141,23 @@ mod tests {
         let mrr = daily(&[("2026-03-31", "usd", 1_000_000)]);
         let churned = daily(&[("2026-04-03", "usd", 25_000), ("2026-04-09", "eur", 900)]);
         let contraction = daily(&[("2026-04-15", "usd", 5_000)]);
-        let usd = mrr_churn_rate(&churned, &contraction, &mrr, "usd", d("2026-04-01"), d("2026-04-30"));
+        let usd = mrr_churn_rate(
+            &churned,
+            &contraction,
+            &mrr,
+            "usd",
+            d("2026-04-01"),
+            d("2026-04-30"),
+        );
         assert_eq!(usd.map(rate_value), Some(0.03));
-        let eur = mrr_churn_rate(&churned, &contraction, &mrr, "eur", d("2026-04-01"), d("2026-04-30"));
+        let eur = mrr_churn_rate(
+            &churned,
+            &contraction,
+            &mrr,
+            "eur",
+            d("2026-04-01"),
+            d("2026-04-30"),
+        );
         assert_eq!(eur, None);
     }
 

@@ -228,7 +228,27 @@ fn invalid_param(param: &str, message: &str) -> HttpResponse {
 /// A request's query, where keys may repeat (`expand[]`, `types[]`).
 struct Params(Vec<(String, String)>);
 
+/// Stripe takes an array parameter as `key[]=a&key[]=b` or, as its own libraries send it,
+/// `key[0]=a&key[1]=b`: both are read as `key[]`.
+pub(crate) fn array_keys(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| {
+            let indexed = k.strip_suffix(']').and_then(|rest| {
+                let (name, index) = rest.rsplit_once('[')?;
+                (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| format!("{name}[]"))
+            });
+            (indexed.unwrap_or(k), v)
+        })
+        .collect()
+}
+
 impl Params {
+    fn new(pairs: Vec<(String, String)>) -> Self {
+        Params(array_keys(pairs))
+    }
+
     fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
@@ -406,7 +426,7 @@ async fn list_objects(
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
-    let params = Params(query.into_inner());
+    let params = Params::new(query.into_inner());
     let body = {
         let state = sim.state();
         let items = objects(&state.stripe, &resource)
@@ -434,7 +454,7 @@ async fn get_object(
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
-    let params = Params(query.into_inner());
+    let params = Params::new(query.into_inner());
     let found = {
         let state = sim.state();
         objects(&state.stripe, &resource)
@@ -465,6 +485,29 @@ mod tests {
             .iter()
             .map(|c| c["id"].as_str().unwrap().to_owned())
             .collect()
+    }
+
+    #[test]
+    fn indexed_and_bracketed_arrays_read_alike() {
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            array_keys(pairs(&[
+                ("expand[0]", "data.tiers"),
+                ("expand[1]", "data.discounts"),
+                ("created[gte]", "5"),
+                ("types[]", "charge.refunded"),
+            ])),
+            pairs(&[
+                ("expand[]", "data.tiers"),
+                ("expand[]", "data.discounts"),
+                ("created[gte]", "5"),
+                ("types[]", "charge.refunded"),
+            ])
+        );
     }
 
     fn params(pairs: &[(&str, &str)]) -> Params {

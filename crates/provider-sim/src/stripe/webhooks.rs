@@ -50,6 +50,7 @@ async fn create_endpoint(
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
+    let form = super::array_keys(form.into_inner());
     let get = |k: &str| {
         form.iter()
             .find(|(key, _)| key == k)

@@ -166,10 +166,7 @@ fn parse_timezone(tz: &str) -> Result<String, ApiError> {
 
 fn parse_convention(raw: serde_json::Value) -> Result<serde_json::Value, ApiError> {
     let convention: Convention = serde_json::from_value(raw).map_err(|e| {
-        ApiError::validation(
-            "invalid_mrr_convention",
-            format!("mrr_convention: {e}"),
-        )
+        ApiError::validation("invalid_mrr_convention", format!("mrr_convention: {e}"))
     })?;
     if convention
         .past_due_churn_days

@@ -66,9 +66,7 @@ pub fn mrr_scaled_under(s: &Value, day: NaiveDate, until_effective: bool) -> Opt
     let scheduled = s["cancel_at_period_end"] == true || !s["cancel_at"].is_null();
     if status == "canceled" || scheduled {
         let leaves = if until_effective {
-            t("ended_at")
-                .or(t("cancel_at"))
-                .or(t("current_period_end"))
+            t("ended_at").or(t("cancel_at")).or(t("current_period_end"))
         } else {
             t("canceled_at")
         };
@@ -527,7 +525,11 @@ fn paying_by_day(
 fn rate6(n: i128, d: i128) -> f64 {
     let scaled = n * 1_000_000;
     let (q, r) = (scaled / d, scaled % d);
-    let q = if 2 * r > d || (2 * r == d && q % 2 == 1) { q + 1 } else { q };
+    let q = if 2 * r > d || (2 * r == d && q % 2 == 1) {
+        q + 1
+    } else {
+        q
+    };
     q as f64 / 1e6
 }
 
@@ -588,13 +590,27 @@ async fn churn_and_ltv_match_the_written_rules(
         (d("2025-12-01"), d("2025-12-31")),
     ];
     let q = "from=2025-10-01&to=2025-12-31&granularity=month";
-    let rates = get(http, &format!("{base}/stripe_customer_churn_rate?{q}"), token).await;
-    let usd = get(http, &format!("{base}/stripe_mrr_churn_rate?{q}&currency=usd"), token).await;
+    let rates = get(
+        http,
+        &format!("{base}/stripe_customer_churn_rate?{q}"),
+        token,
+    )
+    .await;
+    let usd = get(
+        http,
+        &format!("{base}/stripe_mrr_churn_rate?{q}&currency=usd"),
+        token,
+    )
+    .await;
     let ltv = get(http, &format!("{base}/stripe_ltv?{q}&currency=usd"), token).await;
     assert_eq!(rates["unit"], "ratio");
     let mut some_churn = false;
     assert!(
-        ltv["series"].as_array().unwrap().iter().any(|p| p["value"].is_i64()),
+        ltv["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["value"].is_i64()),
         "some month has an LTV: {ltv}"
     );
     for (i, (a, b)) in months.iter().enumerate() {
@@ -636,7 +652,10 @@ async fn churn_and_ltv_match_the_written_rules(
             "usd LTV at {b}"
         );
     }
-    assert!(some_churn, "the quarter has churn, so the rates are not trivially 0");
+    assert!(
+        some_churn,
+        "the quarter has churn, so the rates are not trivially 0"
+    );
 }
 
 /// Switching the organisation to "scheduled cancellations count until effective" rebuilds

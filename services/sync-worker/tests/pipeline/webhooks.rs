@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use biz_core::db;
-use connectors::stripe::StripeClient;
+use connectors::stripe::{Resource, StripeClient};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use reqwest::StatusCode;
@@ -43,25 +43,18 @@ async fn account(sim: &str) -> BTreeMap<String, BTreeMap<String, Value>> {
         SecretString::from(KEY.to_owned()),
     );
     let mut out = BTreeMap::new();
-    for (resource, kind, extra) in [
-        ("customers", "customer", vec![]),
-        (
-            "subscriptions",
-            "subscription",
-            vec![("status", "all".to_owned())],
-        ),
-        ("invoices", "invoice", vec![]),
-        ("charges", "charge", vec![]),
-        ("payment_intents", "payment_intent", vec![]),
-        ("refunds", "refund", vec![]),
+    for (resource, kind) in [
+        (Resource::Customers, "customer"),
+        (Resource::Subscriptions, "subscription"),
+        (Resource::Invoices, "invoice"),
+        (Resource::Charges, "charge"),
+        (Resource::PaymentIntents, "payment_intent"),
+        (Resource::Refunds, "refund"),
     ] {
         let mut objects = BTreeMap::new();
         let mut after: Option<String> = None;
         loop {
-            let page = client
-                .list(resource, after.as_deref(), &extra)
-                .await
-                .unwrap();
+            let page = client.list(resource, after.as_deref()).await.unwrap();
             for o in &page.data {
                 objects.insert(o["id"].as_str().unwrap().to_owned(), normalised(o));
             }
@@ -349,31 +342,22 @@ async fn raw_account(sim: &str) -> BTreeMap<&'static str, Vec<Value>> {
         SecretString::from(KEY.to_owned()),
     );
     let mut out = BTreeMap::new();
-    for (resource, extra) in [
-        ("charges", vec![]),
-        ("refunds", vec![]),
-        (
-            "subscriptions",
-            vec![
-                ("status", "all".to_owned()),
-                ("expand[]", "data.items.data.price.tiers".to_owned()),
-            ],
-        ),
+    for resource in [
+        Resource::Charges,
+        Resource::Refunds,
+        Resource::Subscriptions,
     ] {
         let mut all = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = client
-                .list(resource, after.as_deref(), &extra)
-                .await
-                .unwrap();
+            let page = client.list(resource, after.as_deref()).await.unwrap();
             all.extend(page.data.iter().cloned());
             if !page.has_more {
                 break;
             }
             after = page.last_id().map(str::to_owned);
         }
-        out.insert(resource, all);
+        out.insert(resource.name(), all);
     }
     out
 }
