@@ -5,6 +5,7 @@ pub mod auth;
 pub mod domain;
 pub mod enqueuer;
 pub mod error;
+pub mod event_writer;
 pub mod extractors;
 pub mod openapi;
 pub mod request_id;

@@ -36,6 +36,7 @@ impl Application {
         let webhook_queue = crate::enqueuer::Enqueuer::start(producer.clone(), pool.clone());
         let state = AppState {
             webhook_queue,
+            event_writer: crate::event_writer::EventWriter::start(pool.clone()),
             producer,
             metrics: jobs::JobMetrics::default(),
             http: connectors::http_client(std::time::Duration::from_secs(20)),

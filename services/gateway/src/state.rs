@@ -24,6 +24,8 @@ pub struct AppState {
     pub webhook_secrets: Arc<SecretCache>,
     /// Pushes stored webhook events to the queue in batches, off the request path.
     pub webhook_queue: crate::enqueuer::Enqueuer,
+    /// Stores verified webhook events with group commits.
+    pub event_writer: crate::event_writer::EventWriter,
 }
 
 /// Integrations' webhook endpoint secrets, kept for a short while. An endpoint's secret never

@@ -44,16 +44,19 @@ pub struct NewWebhookEvent<'a> {
     pub enqueued_at: Option<DateTime<Utc>>,
 }
 
-/// Stores the event unless this integration already has it. `None` for a redelivery.
-#[tracing::instrument(skip_all, fields(provider = e.provider, event.id = e.external_id))]
-pub async fn insert(conn: &mut Conn, e: &NewWebhookEvent<'_>) -> Result<Option<Uuid>, DbError> {
+/// Stores several events in one statement (the gateway's group commit); returns the ids of the
+/// rows inserted, so the events left out are the redeliveries — including a second copy of one
+/// event within the same batch.
+pub async fn insert_many(
+    conn: &mut Conn,
+    events: &[NewWebhookEvent<'_>],
+) -> Result<Vec<Uuid>, DbError> {
     Ok(diesel::insert_into(webhook_events::table)
-        .values(e)
+        .values(events)
         .on_conflict_do_nothing()
         .returning(webhook_events::id)
-        .get_result(conn)
-        .await
-        .optional()?)
+        .get_results(conn)
+        .await?)
 }
 
 /// Forgets an enqueue that did not happen (Redis was away): the next sweep queues the event.

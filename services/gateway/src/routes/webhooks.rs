@@ -5,7 +5,7 @@
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use biz_core::crypto::signatures::{verify_stripe, STRIPE_TOLERANCE_SECS};
-use biz_core::db::{integrations, webhook_events, Conn};
+use biz_core::db::{integrations, Conn};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::Value;
@@ -14,6 +14,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::event_writer::Incoming;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -41,12 +42,12 @@ async fn stripe_account(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let mut conn = state.conn().await?;
     // The endpoint secret and organisation, from a short-lived cache: a burst of events for one
     // account costs one lookup, not one per event.
     let (organization_id, secret) = match state.webhook_secrets.get(id) {
         Some(hit) => hit,
         None => {
+            let mut conn = state.conn().await?;
             let integration = integrations::find_for_job(&mut conn, id)
                 .await?
                 .filter(|i| i.provider == "stripe" && i.status == "active")
@@ -60,7 +61,7 @@ async fn stripe_account(
     };
     verify(&req, &body, secret.as_bytes())?;
     let event = parse_event(&body)?;
-    store(&state, &mut conn, organization_id, id, &event, &body).await
+    store(&state, organization_id, id, &event, &body).await
 }
 
 /// Stripe Connect (platform) events, signed with `STRIPE_WEBHOOK_SECRET` and routed by the
@@ -98,9 +99,9 @@ async fn stripe_platform(
             duplicate: false,
         }));
     };
+    drop(conn);
     store(
         &state,
-        &mut conn,
         integration.organization_id,
         integration.id,
         &event,
@@ -169,7 +170,6 @@ fn parse_event(body: &[u8]) -> Result<Value, ApiError> {
 
 async fn store(
     state: &AppState,
-    conn: &mut Conn,
     organization_id: Uuid,
     integration_id: Uuid,
     event: &Value,
@@ -177,20 +177,18 @@ async fn store(
 ) -> Result<HttpResponse, ApiError> {
     let payload = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("malformed_json", "the body is not UTF-8"))?;
-    let inserted = webhook_events::insert(
-        conn,
-        &webhook_events::NewWebhookEvent {
-            id: Uuid::new_v4(),
+    let inserted = state
+        .event_writer
+        .store(Incoming {
             organization_id,
             integration_id,
             provider: "stripe",
-            external_id: event["id"].as_str().unwrap_or_default(),
-            event_type: event["type"].as_str().unwrap_or_default(),
-            payload,
-            enqueued_at: Some(chrono::Utc::now()),
-        },
-    )
-    .await?;
+            external_id: event["id"].as_str().unwrap_or_default().to_owned(),
+            event_type: event["type"].as_str().unwrap_or_default().to_owned(),
+            payload: payload.to_owned(),
+        })
+        .await
+        .map_err(|why| ApiError::internal(anyhow::anyhow!("storing a webhook event: {why}")))?;
     let Some(row) = inserted else {
         return Ok(HttpResponse::Ok().json(Received {
             received: true,

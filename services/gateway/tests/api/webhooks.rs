@@ -73,6 +73,39 @@ async fn post(
     r.send().await.unwrap()
 }
 
+/// Events arriving together are written in shared batches: 150 distinct events, each sent
+/// twice at once, give 150 rows, and every event is answered once as new and once as a
+/// redelivery — including the copies that landed in the same batch as their twin.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_events_and_their_twins_are_stored_exactly_once() {
+    let app = spawn_app().await;
+    let (id, secret) = connected(&app).await;
+    let path = format!("/webhooks/stripe/{id}");
+    let now = chrono::Utc::now().timestamp();
+    let sends = (0..300).map(|n| {
+        let body = event(&format!("evt_Concurrent{:06}", n % 150));
+        let signature = sign_stripe(body.as_bytes(), secret.as_bytes(), now);
+        let (app, path) = (&app, &path);
+        async move {
+            let res = post(app, path, &body, Some(signature)).await;
+            assert_eq!(res.status(), StatusCode::OK);
+            let answer: Value = res.json().await.unwrap();
+            (n % 150, answer["duplicate"].as_bool().unwrap())
+        }
+    });
+    let answers = futures_util::future::join_all(sends).await;
+    let mut seen = std::collections::BTreeMap::<i32, Vec<bool>>::new();
+    for (n, duplicate) in answers {
+        seen.entry(n).or_default().push(duplicate);
+    }
+    assert_eq!(seen.len(), 150);
+    for (n, mut flags) in seen {
+        flags.sort();
+        assert_eq!(flags, [false, true], "event {n}: once new, once a redelivery");
+    }
+    assert_eq!(stored_events(&app).await, 150);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signed_event_is_stored_once_and_every_bad_signature_is_refused() {
     let app = spawn_app().await;

@@ -35,7 +35,10 @@ fn array_param(request: &Value, name: &str) -> Vec<String> {
         .split('&')
         .filter_map(|kv| {
             let (key, value) = kv.split_once('=')?;
-            let index = key.strip_prefix(name)?.strip_prefix('[')?.strip_suffix(']')?;
+            let index = key
+                .strip_prefix(name)?
+                .strip_prefix('[')?
+                .strip_suffix(']')?;
             index
                 .bytes()
                 .all(|b| b.is_ascii_digit())
