@@ -50,6 +50,8 @@ pub(crate) struct SimState {
     pub stripe_changes: Vec<serde_json::Value>,
     /// Connect OAuth codes handed out and not yet exchanged.
     pub stripe_oauth_codes: Vec<String>,
+    /// Where each Stripe object sits in its list; cleared whenever the lists change.
+    pub(crate) stripe_positions: stripe::Positions,
 }
 
 struct Bucket {
@@ -86,6 +88,7 @@ impl Sim {
                 stripe_clock: stripe.latest(),
                 stripe_changes: Vec::new(),
                 stripe_oauth_codes: Vec::new(),
+                stripe_positions: stripe::Positions::default(),
                 stripe,
                 config,
             })),
@@ -110,6 +113,7 @@ impl Sim {
             state.stripe = stripe::Dataset::generate(state.seed, &config.stripe);
             state.stripe_clock = state.stripe.latest();
             state.stripe_changes.clear();
+            state.stripe_positions.clear();
         }
         let fault_seed = config.faults.as_ref().map(|f| f.seed).unwrap_or(0);
         state.fault_rng = fastrand::Rng::with_seed(fault_seed);

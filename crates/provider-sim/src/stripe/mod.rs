@@ -301,8 +301,89 @@ fn shape(object: &Value, params: &Params) -> Value {
 }
 
 /// Pages `items` (newest first) as Stripe's list endpoints do.
+/// Where each object sits in its list, by id, so that a page after (or before) a cursor is
+/// found without scanning the whole list: walking a 70,000-object list stays linear. Built per
+/// list on first use and cleared whenever the data set changes.
+#[derive(Default)]
+pub struct Positions(std::collections::HashMap<String, std::collections::HashMap<String, usize>>);
+
+impl Positions {
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn of(&mut self, resource: &str, items: &[Value]) -> &std::collections::HashMap<String, usize> {
+        self.0.entry(resource.to_owned()).or_insert_with(|| {
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, o)| Some((o["id"].as_str()?.to_owned(), i)))
+                .collect()
+        })
+    }
+}
+
+/// Which objects a list's filters keep.
+type Keep<'p> = Box<dyn Fn(&Value) -> bool + 'p>;
+
+fn filters<'p>(resource: &str, params: &'p Params) -> Result<Vec<Keep<'p>>, HttpResponse> {
+    let mut keep: Vec<Keep<'p>> = Vec::new();
+    for (op, test) in [
+        (
+            "created[gt]",
+            (|c: i64, v: i64| c > v) as fn(i64, i64) -> bool,
+        ),
+        ("created[gte]", |c, v| c >= v),
+        ("created[lt]", |c, v| c < v),
+        ("created[lte]", |c, v| c <= v),
+    ] {
+        if let Some(raw) = params.get(op) {
+            let bound: i64 = raw
+                .parse()
+                .map_err(|_| invalid_param(op, &format!("Invalid integer: {raw}")))?;
+            keep.push(Box::new(move |o| {
+                test(o["created"].as_i64().unwrap_or(0), bound)
+            }));
+        }
+    }
+    for field in [
+        "customer",
+        "charge",
+        "payment_intent",
+        "email",
+        "subscription",
+    ] {
+        if let Some(want) = params.get(field) {
+            keep.push(Box::new(move |o| o[field] == want));
+        }
+    }
+    if resource == "subscriptions" {
+        // Stripe lists subscriptions that are not canceled unless asked for a status or `all`.
+        match params.get("status") {
+            None => keep.push(Box::new(|o| o["status"] != "canceled")),
+            Some("all") => {}
+            Some(status) => keep.push(Box::new(move |o| o["status"] == status)),
+        }
+    }
+    if resource == "events" {
+        let mut types: Vec<&str> = params.all("types[]");
+        types.extend(params.get("type"));
+        if !types.is_empty() {
+            keep.push(Box::new(move |o| {
+                let t = o["type"].as_str().unwrap_or_default();
+                types.iter().any(|want| match want.strip_suffix('*') {
+                    Some(prefix) => t.starts_with(prefix),
+                    None => t == *want,
+                })
+            }));
+        }
+    }
+    Ok(keep)
+}
+
 fn list(
     items: &[Value],
+    positions: &std::collections::HashMap<String, usize>,
     object: &str,
     resource: &str,
     params: &Params,
@@ -319,83 +400,49 @@ fn list(
             "This value must be greater than or equal to 1 and less than or equal to 100.",
         ));
     }
-    let mut filtered: Vec<&Value> = items.iter().collect();
-    for (op, test) in [
-        (
-            "created[gt]",
-            (|c: i64, v: i64| c > v) as fn(i64, i64) -> bool,
-        ),
-        ("created[gte]", |c, v| c >= v),
-        ("created[lt]", |c, v| c < v),
-        ("created[lte]", |c, v| c <= v),
-    ] {
-        if let Some(raw) = params.get(op) {
-            let bound: i64 = raw
-                .parse()
-                .map_err(|_| invalid_param(op, &format!("Invalid integer: {raw}")))?;
-            filtered.retain(|o| test(o["created"].as_i64().unwrap_or(0), bound));
-        }
-    }
-    for field in [
-        "customer",
-        "charge",
-        "payment_intent",
-        "email",
-        "subscription",
-    ] {
-        if let Some(want) = params.get(field) {
-            filtered.retain(|o| o[field] == want);
-        }
-    }
-    if resource == "subscriptions" {
-        // Stripe lists subscriptions that are not canceled unless asked for a status or `all`.
-        match params.get("status") {
-            None => filtered.retain(|o| o["status"] != "canceled"),
-            Some("all") => {}
-            Some(status) => filtered.retain(|o| o["status"] == status),
-        }
-    }
-    if resource == "events" {
-        let mut types: Vec<&str> = params.all("types[]");
-        types.extend(params.get("type"));
-        if !types.is_empty() {
-            filtered.retain(|o| {
-                let t = o["type"].as_str().unwrap_or_default();
-                types.iter().any(|want| match want.strip_suffix('*') {
-                    Some(prefix) => t.starts_with(prefix),
-                    None => t == *want,
-                })
-            });
-        }
-    }
+    let keep = filters(resource, params)?;
+    let kept = |o: &&Value| keep.iter().all(|k| k(o));
     let position = |param: &str, id: &str| {
-        filtered.iter().position(|o| o["id"] == id).ok_or_else(|| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                Some("resource_missing"),
-                &format!("No such {object}: '{id}'"),
-                Some(param),
-            )
-        })
+        positions
+            .get(id)
+            .copied()
+            .filter(|i| kept(&&items[*i]))
+            .ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    &format!("No such {object}: '{id}'"),
+                    Some(param),
+                )
+            })
     };
-    let (page, has_more): (Vec<&Value>, bool) = if let Some(after) = params.get("starting_after") {
-        let start = position("starting_after", after)? + 1;
-        let rest = &filtered[start.min(filtered.len())..];
-        (
-            rest.iter().take(limit).copied().collect(),
-            rest.len() > limit,
-        )
-    } else if let Some(before) = params.get("ending_before") {
+    // One more than a page tells whether there is more.
+    let (page, has_more): (Vec<&Value>, bool) = if let Some(before) = params.get("ending_before") {
         let end = position("ending_before", before)?;
-        let head = &filtered[..end];
-        let from = head.len().saturating_sub(limit);
-        (head[from..].to_vec(), from > 0)
+        let mut newer: Vec<&Value> = items[..end]
+            .iter()
+            .rev()
+            .filter(kept)
+            .take(limit + 1)
+            .collect();
+        let has_more = newer.len() > limit;
+        newer.truncate(limit);
+        newer.reverse();
+        (newer, has_more)
     } else {
-        (
-            filtered.iter().take(limit).copied().collect(),
-            filtered.len() > limit,
-        )
+        let start = match params.get("starting_after") {
+            Some(after) => position("starting_after", after)? + 1,
+            None => 0,
+        };
+        let mut older: Vec<&Value> = items[start.min(items.len())..]
+            .iter()
+            .filter(kept)
+            .take(limit + 1)
+            .collect();
+        let has_more = older.len() > limit;
+        older.truncate(limit);
+        (older, has_more)
     };
     let data: Vec<Value> = page.into_iter().map(|o| shape(o, params)).collect();
     Ok(
@@ -428,11 +475,13 @@ async fn list_objects(
     };
     let params = Params::new(query.into_inner());
     let body = {
-        let state = sim.state();
+        let mut guard = sim.state();
+        let state = &mut *guard;
         let items = objects(&state.stripe, &resource)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        list(items, object, &resource, &params)
+        let positions = state.stripe_positions.of(&resource, items);
+        list(items, positions, object, &resource, &params)
     };
     match body {
         Ok(body) => serve(&sim, latency, fault, body).await,
@@ -477,6 +526,18 @@ async fn get_object(
 mod tests {
     use super::*;
     use crate::config::StripeConfig;
+
+    /// A list page, with the positions index built for this call.
+    fn list(
+        items: &[Value],
+        object: &str,
+        resource: &str,
+        params: &Params,
+    ) -> Result<Value, HttpResponse> {
+        let mut positions = Positions::default();
+        let index = positions.of(resource, items);
+        super::list(items, index, object, resource, params)
+    }
 
     fn ids(page: &Value) -> Vec<String> {
         page["data"]

@@ -185,6 +185,7 @@ async fn advance(sim: web::Data<Sim>, body: web::Json<Advance>) -> HttpResponse 
             state.stripe.events.insert(0, e.clone());
         }
         state.stripe_changes.extend(made.iter().cloned());
+        state.stripe_positions.clear();
         made
     };
     let mut order = events.clone();

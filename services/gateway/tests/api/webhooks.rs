@@ -101,7 +101,11 @@ async fn concurrent_events_and_their_twins_are_stored_exactly_once() {
     assert_eq!(seen.len(), 150);
     for (n, mut flags) in seen {
         flags.sort();
-        assert_eq!(flags, [false, true], "event {n}: once new, once a redelivery");
+        assert_eq!(
+            flags,
+            [false, true],
+            "event {n}: once new, once a redelivery"
+        );
     }
     assert_eq!(stored_events(&app).await, 150);
 }
