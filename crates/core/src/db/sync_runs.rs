@@ -256,6 +256,35 @@ pub async fn save_progress(
     Ok(n == 1)
 }
 
+/// Saves one resource's entries of the progress and the checkpoint (`key`), leaving the other
+/// resources' as they are: concurrent walks of different resources in one run each save only
+/// what they have stored. Same lease rule as [`save_progress`].
+#[tracing::instrument(skip(conn, progress, checkpoint))]
+pub async fn save_resource_progress(
+    conn: &mut Conn,
+    id: Uuid,
+    owner: &str,
+    key: &str,
+    progress: &Value,
+    checkpoint: &Value,
+) -> Result<bool, DbError> {
+    let n = diesel::sql_query(
+        "UPDATE sync_runs
+            SET progress = jsonb_set(COALESCE(progress, '{}'), ARRAY[$3], $4, true),
+                checkpoint = jsonb_set(COALESCE(checkpoint, '{}'), ARRAY[$3], $5, true),
+                updated_at = now()
+          WHERE id = $1 AND status = 'running' AND lease_owner = $2",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .bind::<diesel::sql_types::Text, _>(owner)
+    .bind::<diesel::sql_types::Text, _>(key)
+    .bind::<diesel::sql_types::Jsonb, _>(progress)
+    .bind::<diesel::sql_types::Jsonb, _>(checkpoint)
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
 /// How a running run ends or pauses.
 #[derive(Debug, Clone)]
 pub enum Outcome<'a> {
