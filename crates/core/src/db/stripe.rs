@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
 use serde_json::Value;
 use uuid::Uuid;
@@ -83,31 +82,73 @@ impl StripeObject {
 
 /// Inserts or updates each object by `(integration_id, object_type, stripe_id)`, unless the row
 /// holds newer information. Returns rows written.
+///
+/// One statement over arrays (`unnest`), whatever the number of rows: its text never changes,
+/// so PostgreSQL prepares it once per connection instead of planning a new 1,300-parameter
+/// `VALUES` list for every page. Rows for the same object within one call (an events page may
+/// change an object twice) are reduced to the newest first, since one statement cannot update
+/// a row twice.
 #[tracing::instrument(skip_all, fields(rows = rows.len()))]
 pub async fn upsert(conn: &mut Conn, rows: &[StripeObject]) -> Result<usize, DbError> {
+    use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz};
     if rows.is_empty() {
         return Ok(0);
     }
-    use diesel::query_dsl::methods::FilterDsl;
-    use stripe_objects as t;
-    Ok(diesel::insert_into(t::table)
-        .values(rows)
-        .on_conflict((t::integration_id, t::object_type, t::stripe_id))
-        .do_update()
-        .set((
-            t::customer.eq(excluded(t::customer)),
-            t::status.eq(excluded(t::status)),
-            t::currency.eq(excluded(t::currency)),
-            t::amount.eq(excluded(t::amount)),
-            t::created.eq(excluded(t::created)),
-            t::deleted.eq(excluded(t::deleted)),
-            t::raw.eq(excluded(t::raw)),
-            t::version.eq(excluded(t::version)),
-            t::synced_at.eq(excluded(t::synced_at)),
-        ))
-        .filter(t::version.le(excluded(t::version)))
-        .execute(conn)
-        .await?)
+    // Last wins among equal versions: callers pass rows oldest first.
+    let mut newest: std::collections::HashMap<(Uuid, &str, &str), &StripeObject> =
+        std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        let key = (
+            row.integration_id,
+            row.object_type.as_str(),
+            row.stripe_id.as_str(),
+        );
+        match newest.get(&key) {
+            Some(kept) if kept.version > row.version => {}
+            _ => {
+                newest.insert(key, row);
+            }
+        }
+    }
+    let rows: Vec<&StripeObject> = rows
+        .iter()
+        .filter(|r| {
+            newest
+                .get(&(
+                    r.integration_id,
+                    r.object_type.as_str(),
+                    r.stripe_id.as_str(),
+                ))
+                .is_some_and(|kept| std::ptr::eq(*kept, *r))
+        })
+        .collect();
+    Ok(diesel::sql_query(
+        "INSERT INTO stripe_objects (organization_id, integration_id, object_type, stripe_id, customer,
+                                     status, currency, amount, created, deleted, raw, version, synced_at)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                              $7::text[], $8::int8[], $9::timestamptz[], $10::bool[], $11::jsonb[],
+                              $12::int8[], $13::timestamptz[])
+         ON CONFLICT (integration_id, object_type, stripe_id) DO UPDATE SET
+             customer = EXCLUDED.customer, status = EXCLUDED.status, currency = EXCLUDED.currency,
+             amount = EXCLUDED.amount, created = EXCLUDED.created, deleted = EXCLUDED.deleted,
+             raw = EXCLUDED.raw, version = EXCLUDED.version, synced_at = EXCLUDED.synced_at
+         WHERE stripe_objects.version <= EXCLUDED.version",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(rows.iter().map(|r| r.organization_id).collect::<Vec<_>>())
+    .bind::<Array<diesel::sql_types::Uuid>, _>(rows.iter().map(|r| r.integration_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.object_type.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.stripe_id.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.customer.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.status.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.currency.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.amount).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created).collect::<Vec<_>>())
+    .bind::<Array<Bool>, _>(rows.iter().map(|r| r.deleted).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.raw).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.synced_at).collect::<Vec<_>>())
+    .execute(conn)
+    .await?)
 }
 
 /// The integration's ids of one object type, sorted: what tests compare between runs.
