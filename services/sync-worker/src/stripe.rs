@@ -157,14 +157,15 @@ impl Sync<'_> {
             if self.keeper.stop.is_cancelled() {
                 return Err(SyncError::Interrupted);
             }
-            let rows = self.rows(&page.data, version);
-            count(&mut progress, page.data.len(), rows.len());
             if let Some(last) = page.last_id() {
                 after = Some(last.to_owned());
             }
-            let checkpoint = json!({ "starting_after": after, "done": !page.has_more });
+            let (fetched, has_more) = (page.data.len(), page.has_more);
+            let rows = self.rows(page.data, version);
+            count(&mut progress, fetched, rows.len());
+            let checkpoint = json!({ "starting_after": after, "done": !has_more });
             let store = self.store_resource(name, &rows, &progress, &checkpoint);
-            if !page.has_more {
+            if !has_more {
                 store.await?;
                 return Ok((name, progress, checkpoint));
             }
@@ -198,6 +199,14 @@ impl Sync<'_> {
         let mut conn = db::conn(&self.ctx.pool).await?;
         let (run, owner) = (self.run.id, self.ctx.worker_id.as_str());
         conn.transaction::<_, SyncError, _>(async move |conn| {
+            // The page and its checkpoint commit together, so a commit that a database crash
+            // loses loses both: the run resumes from the checkpoint before and fetches the page
+            // again. Not waiting for the WAL flush costs nothing that cannot be re-read.
+            diesel_async::RunQueryDsl::execute(
+                diesel::sql_query("SET LOCAL synchronous_commit = off"),
+                conn,
+            )
+            .await?;
             upsert(conn, rows).await?;
             if !sync_runs::save_resource_progress(conn, run, owner, name, progress, checkpoint)
                 .await?
@@ -251,11 +260,11 @@ impl Sync<'_> {
         }
     }
 
-    fn rows(&self, objects: &[Value], version: i64) -> Vec<StripeObject> {
+    fn rows(&self, objects: Vec<Value>, version: i64) -> Vec<StripeObject> {
         objects
-            .iter()
+            .into_iter()
             .filter_map(|o| {
-                StripeObject::from_api(
+                StripeObject::from_owned(
                     self.integration.organization_id,
                     self.integration.id,
                     o,

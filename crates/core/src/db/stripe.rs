@@ -49,6 +49,16 @@ impl StripeObject {
         object: &Value,
         version: i64,
     ) -> Option<Self> {
+        Self::from_owned(organization_id, integration_id, object.clone(), version)
+    }
+
+    /// [`Self::from_api`] taking the object, so a page's objects move into their rows.
+    pub fn from_owned(
+        organization_id: Uuid,
+        integration_id: Uuid,
+        object: Value,
+        version: i64,
+    ) -> Option<Self> {
         let object_type = object["object"].as_str()?;
         if !OBJECT_TYPES.contains(&object_type) {
             return None;
@@ -73,7 +83,7 @@ impl StripeObject {
             created: DateTime::from_timestamp(object["created"].as_i64().unwrap_or(0), 0)
                 .unwrap_or_default(),
             deleted: object["deleted"].as_bool().unwrap_or(false),
-            raw: object.clone(),
+            raw: object,
             version,
             synced_at: Utc::now(),
         })
