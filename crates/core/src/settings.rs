@@ -65,6 +65,31 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub providers: ProviderSettings,
     pub jobs: JobSettings,
+    pub rate_limit: RateLimitSettings,
+}
+
+/// Request budgets per tier (contract section 7). AUTH is per client address; WRITE and READ
+/// per user or API key.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    /// `memory` (this instance only) or `redis` (one budget shared by every gateway).
+    pub backend: RateLimitBackend,
+    pub auth_per_minute: u32,
+    pub write_per_minute: u32,
+    pub read_per_minute: u32,
+    /// Peers whose `X-Forwarded-For` is believed (IP addresses). A request from anyone else is
+    /// keyed by its own address, whatever the header says.
+    pub trusted_proxies: Vec<String>,
+    /// When the Redis backend cannot answer: refuse AUTH requests (true) or let them through.
+    /// READ and WRITE always fail open.
+    pub auth_fail_closed: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitBackend {
+    Memory,
+    Redis,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,6 +246,8 @@ impl Settings {
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("rate_limit.trusted_proxies")
                 .source(Some(env_layer)),
         );
         let mut settings: Settings = builder.build()?.try_deserialize()?;
@@ -306,6 +333,29 @@ impl Settings {
                     reason: "must be at least 1".into(),
                 });
             }
+        }
+        let r = &self.rate_limit;
+        for (key, value) in [
+            ("rate_limit.auth_per_minute", r.auth_per_minute),
+            ("rate_limit.write_per_minute", r.write_per_minute),
+            ("rate_limit.read_per_minute", r.read_per_minute),
+        ] {
+            if value == 0 {
+                return Err(SettingsError::Invalid {
+                    key,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        if let Some(bad) = r
+            .trusted_proxies
+            .iter()
+            .find(|p| p.parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(SettingsError::Invalid {
+                key: "rate_limit.trusted_proxies",
+                reason: format!("`{bad}` is not an IP address"),
+            });
         }
         if self.security.pbkdf2_iterations < 1000 {
             return Err(SettingsError::Invalid {

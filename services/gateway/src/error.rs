@@ -35,6 +35,9 @@ pub enum ApiError {
     Gone { code: &'static str, message: String },
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// Over a rate-limit tier's budget; the limiter adds `Retry-After` and the budget headers.
+    #[error("too many requests; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the request body must be JSON")]
     UnsupportedMediaType,
     #[error("a dependency is unavailable")]
@@ -113,6 +116,9 @@ impl ApiError {
                 message: message.clone(),
             },
             ApiError::PayloadTooLarge => ApiError::PayloadTooLarge,
+            ApiError::RateLimited { retry_after_secs } => ApiError::RateLimited {
+                retry_after_secs: *retry_after_secs,
+            },
             ApiError::UnsupportedMediaType => ApiError::UnsupportedMediaType,
             ApiError::Unavailable(r) => ApiError::Unavailable(r.clone()),
             ApiError::Dependency { code, message } => ApiError::Dependency {
@@ -135,6 +141,7 @@ impl ApiError {
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::NotFound => "not_found",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
@@ -178,6 +185,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) | ApiError::Dependency { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -8,6 +8,7 @@ pub mod error;
 pub mod event_writer;
 pub mod extractors;
 pub mod openapi;
+pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 pub mod startup;

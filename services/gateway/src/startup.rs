@@ -34,7 +34,34 @@ impl Application {
         let listener = TcpListener::bind(&settings.gateway.addr)?;
         let port = listener.local_addr()?.port();
         let webhook_queue = crate::enqueuer::Enqueuer::start(producer.clone(), pool.clone());
+        let limiter = Arc::new(crate::rate_limit::Limiter::new(
+            &settings.rate_limit,
+            redis.clone(),
+            &settings.redis.key_prefix,
+        ));
+        {
+            // Idle in-memory buckets go once a minute (the Redis backend's keys expire).
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    limiter.evict_idle();
+                }
+            });
+        }
+        let trusted_proxies = Arc::new(
+            settings
+                .rate_limit
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| p.parse().ok())
+                .collect(),
+        );
         let state = AppState {
+            limiter,
+            rate_limit_metrics: Default::default(),
+            trusted_proxies,
             webhook_queue,
             event_writer: crate::event_writer::EventWriter::start(pool.clone()),
             producer,
@@ -84,6 +111,8 @@ pub fn app(
         .route("/api/v1/openapi.json", web::get().to(openapi::serve))
         .service(
             scope::scope("/api/v1")
+                // Inner: the limiter needs the principal the outer one finds.
+                .wrap(from_fn(crate::rate_limit::middleware))
                 .wrap(from_fn(auth::principal::middleware))
                 .configure(routes::api_v1),
         )

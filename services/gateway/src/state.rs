@@ -26,6 +26,10 @@ pub struct AppState {
     pub webhook_queue: crate::enqueuer::Enqueuer,
     /// Stores verified webhook events with group commits.
     pub event_writer: crate::event_writer::EventWriter,
+    pub limiter: Arc<crate::rate_limit::Limiter>,
+    pub rate_limit_metrics: crate::rate_limit::RateLimitMetrics,
+    /// `rate_limit.trusted_proxies`, parsed.
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
 }
 
 /// Integrations' webhook endpoint secrets, kept for a short while. An endpoint's secret never

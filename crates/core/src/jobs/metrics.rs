@@ -154,6 +154,17 @@ impl JobMetrics {
 
     /// The Prometheus text exposition, with queue depths read from Redis now.
     pub async fn render(&self, service: &str, producer: &Producer) -> String {
+        self.render_with(service, producer, |_| {}).await
+    }
+
+    /// [`Self::render`], with a process's own figures registered by `extra` in the same
+    /// exposition.
+    pub async fn render_with(
+        &self,
+        service: &str,
+        producer: &Producer,
+        extra: impl FnOnce(&mut Registry),
+    ) -> String {
         for job in ALL_JOBS {
             match producer.depth(job).await {
                 Ok((ready, scheduled)) => {
@@ -176,8 +187,10 @@ impl JobMetrics {
                 }
             }
         }
+        let mut registry = self.registry(service);
+        extra(&mut registry);
         let mut out = String::new();
-        let _ = encode(&mut out, &self.registry(service));
+        let _ = encode(&mut out, &registry);
         out
     }
 }

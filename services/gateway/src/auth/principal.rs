@@ -159,7 +159,7 @@ async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
 }
 
 /// What the authentication middleware found, kept in the request's extensions.
-struct Authenticated(Result<Principal, ApiError>);
+pub struct Authenticated(pub Result<Principal, ApiError>);
 
 /// Authenticates every `/api/v1` request that carries a credential, before any extractor runs.
 ///

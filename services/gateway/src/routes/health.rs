@@ -52,7 +52,12 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(tag = "ops", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let body = state.metrics.render("gateway", &state.producer).await;
+    let body = state
+        .metrics
+        .render_with("gateway", &state.producer, |r| {
+            state.rate_limit_metrics.register(r)
+        })
+        .await;
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(body)

@@ -28,6 +28,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub pool: db::Pool,
     pub db_url: String,
+    /// What this app was started with: a twin started from it shares its database and Redis.
+    pub settings: Settings,
     _db: test_support::TestDb,
 }
 
@@ -69,7 +71,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let settings = test_settings(&db_url, &all);
     init_logs(&settings);
     let pool = db::pool(&settings.database).expect("pool");
-    let app = Application::build(settings).expect("build app");
+    let app = Application::build(settings.clone()).expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run());
     TestApp {
@@ -81,6 +83,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
             .unwrap(),
         pool,
         db_url,
+        settings,
         _db: test_db,
     }
 }
@@ -97,6 +100,14 @@ pub struct Account {
 pub const PASSWORD: &str = "correct horse battery staple";
 
 impl TestApp {
+    /// A second gateway instance on the same database, Redis and settings; its base URL.
+    pub fn twin(&self) -> String {
+        let app = Application::build(self.settings.clone()).expect("build twin");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run());
+        address
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

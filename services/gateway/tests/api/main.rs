@@ -8,5 +8,6 @@ mod health;
 mod helpers;
 mod integrations;
 mod isolation;
+mod rate_limits;
 mod team;
 mod webhooks;
