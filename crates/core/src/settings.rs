@@ -110,6 +110,9 @@ pub struct GatewaySettings {
     pub addr: String,
     pub public_url: String,
     pub json_limit_bytes: usize,
+    /// Largest webhook body accepted, in bytes; a larger one is refused before its signature is
+    /// computed.
+    pub webhook_limit_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::event_writer::Incoming;
+use crate::extractors::read_body;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -33,14 +34,15 @@ fn signature_error(e: biz_core::crypto::signatures::SignatureError) -> ApiError 
 }
 
 /// A Stripe event for one connected account, signed with that account's endpoint secret.
-#[utoipa::path(tag = "webhooks", request_body(content = String, description = "The event, as Stripe sent it"), responses((status = 200, body = Received), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(tag = "webhooks", request_body(content = String, description = "The event, as Stripe sent it"), responses((status = 200, body = Received), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 #[post("/webhooks/stripe/{integration_id}")]
 async fn stripe_account(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload, state.settings.gateway.webhook_limit_bytes).await?;
     let id = path.into_inner();
     // The endpoint secret and organisation, from a short-lived cache: a burst of events for one
     // account costs one lookup, not one per event.
@@ -66,13 +68,14 @@ async fn stripe_account(
 
 /// Stripe Connect (platform) events, signed with `STRIPE_WEBHOOK_SECRET` and routed by the
 /// event's `account` to the integration connected to that account.
-#[utoipa::path(tag = "webhooks", request_body(content = String, description = "The event, as Stripe sent it"), responses((status = 200, body = Received), (status = 400, body = ErrorBody)))]
+#[utoipa::path(tag = "webhooks", request_body(content = String, description = "The event, as Stripe sent it"), responses((status = 200, body = Received), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 #[post("/webhooks/stripe")]
 async fn stripe_platform(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload, state.settings.gateway.webhook_limit_bytes).await?;
     let secret = state
         .settings
         .providers

@@ -4,6 +4,7 @@ mod accounts;
 mod connect;
 mod dump;
 mod errors;
+mod hardening;
 mod health;
 mod helpers;
 mod integrations;
