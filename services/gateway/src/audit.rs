@@ -9,6 +9,7 @@ use crate::auth::Access;
 use crate::error::ApiError;
 
 /// Who did it and from where, taken from the request.
+#[derive(Debug, Clone)]
 pub struct Actor {
     pub user_id: Option<Uuid>,
     pub api_key_id: Option<Uuid>,

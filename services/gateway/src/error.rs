@@ -24,6 +24,11 @@ pub enum ApiError {
     Unauthenticated,
     #[error("the email or password is wrong")]
     InvalidCredentials,
+    /// The password was right; a second factor (`totp_code` or `recovery_code`) is needed.
+    #[error("this account has MFA on: send totp_code or recovery_code")]
+    MfaRequired,
+    #[error("the MFA code is wrong, expired or already used")]
+    InvalidMfaCode,
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
     /// Missing, or belonging to another organisation: the two are indistinguishable on purpose.
@@ -102,6 +107,8 @@ impl ApiError {
             },
             ApiError::Unauthenticated => ApiError::Unauthenticated,
             ApiError::InvalidCredentials => ApiError::InvalidCredentials,
+            ApiError::MfaRequired => ApiError::MfaRequired,
+            ApiError::InvalidMfaCode => ApiError::InvalidMfaCode,
             ApiError::Forbidden { code, message } => ApiError::Forbidden {
                 code,
                 message: message.clone(),
@@ -139,6 +146,8 @@ impl ApiError {
             | ApiError::Dependency { code, .. } => code,
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::MfaRequired => "mfa_required",
+            ApiError::InvalidMfaCode => "invalid_mfa_code",
             ApiError::NotFound => "not_found",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -179,7 +188,10 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated
+            | ApiError::InvalidCredentials
+            | ApiError::MfaRequired
+            | ApiError::InvalidMfaCode => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,

@@ -97,6 +97,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    mfa_recovery_codes (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     oauth_states (id) {
         id -> Uuid,
         state_hash -> Text,
@@ -119,6 +129,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         mrr_convention -> Jsonb,
+        require_mfa -> Bool,
     }
 }
 
@@ -197,6 +208,9 @@ diesel::table! {
         email_verified_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        totp_secret -> Nullable<Text>,
+        totp_enabled_at -> Nullable<Timestamptz>,
+        totp_last_step -> Int8,
     }
 }
 
@@ -227,6 +241,7 @@ diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(metric_daily -> organizations (organization_id));
 diesel::joinable!(metric_dirty -> organizations (organization_id));
+diesel::joinable!(mfa_recovery_codes -> users (user_id));
 diesel::joinable!(oauth_states -> organizations (organization_id));
 diesel::joinable!(oauth_states -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -245,6 +260,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     memberships,
     metric_daily,
     metric_dirty,
+    mfa_recovery_codes,
     oauth_states,
     organizations,
     scheduler_ticks,

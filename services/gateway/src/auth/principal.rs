@@ -87,6 +87,16 @@ impl Principal {
         if role < min {
             return Err(ApiError::role_too_low());
         }
+        if let Principal::User { user_id, .. } = self {
+            if biz_core::db::accounts::mfa::blocked_by_organization(conn, organization_id, *user_id)
+                .await?
+            {
+                return Err(ApiError::forbidden(
+                    "mfa_required_by_organization",
+                    "this organisation requires MFA: turn it on under /api/v1/auth/mfa first",
+                ));
+            }
+        }
         Ok(Access {
             organization_id,
             role,

@@ -41,9 +41,12 @@ pub struct SignupRequest {
 pub struct LoginRequest {
     email: String,
     password: String,
-    /// Needed once MFA is enabled on the account.
+    /// The authenticator's code, needed when MFA is on for the account...
     #[serde(default)]
     totp_code: Option<String>,
+    /// ...or instead one of its unused recovery codes.
+    #[serde(default)]
+    recovery_code: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -105,7 +108,7 @@ async fn hash_password(p: SecretString) -> Result<String, ApiError> {
         .map_err(ApiError::internal)
 }
 
-async fn verify_password(p: SecretString, hash: String) -> Result<bool, ApiError> {
+pub(crate) async fn verify_password(p: SecretString, hash: String) -> Result<bool, ApiError> {
     tokio::task::spawn_blocking(move || password::verify(&p, &hash))
         .await
         .map_err(ApiError::internal)
@@ -239,7 +242,6 @@ async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let _ = &body.totp_code; // checked once MFA exists (security issue)
     let actor = Actor::from_request(&req, None, None);
     let email = Email::parse(&body.email).ok();
     let mut conn = state.conn().await?;
@@ -251,7 +253,7 @@ async fn login(
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| password::dummy_hash().to_owned());
-    let matches = verify_password(SecretString::from(body.password), stored).await?;
+    let matches = verify_password(SecretString::from(body.password.clone()), stored).await?;
     let Some(user) = user.filter(|_| matches) else {
         audit::record(
             &mut conn,
@@ -264,6 +266,34 @@ async fn login(
         .await?;
         return Err(ApiError::InvalidCredentials);
     };
+    let mfa_on = biz_core::db::accounts::mfa::state(&mut conn, user.id)
+        .await?
+        .is_some_and(|m| m.enabled());
+    if mfa_on {
+        if let Err(e) = crate::routes::mfa::verify_second_factor(
+            &mut conn,
+            &state,
+            &user,
+            body.totp_code.as_deref(),
+            body.recovery_code.as_deref(),
+        )
+        .await
+        {
+            audit::record(
+                &mut conn,
+                &Actor {
+                    user_id: Some(user.id),
+                    ..actor.clone()
+                },
+                None,
+                "auth.login_failed",
+                Some(("user", user.id.to_string())),
+                serde_json::json!({ "reason": e.code() }),
+            )
+            .await?;
+            return Err(e);
+        }
+    }
     let (token, session_id) = start_session(&mut conn, &state, user.id, &actor).await?;
     let actor = Actor {
         user_id: Some(user.id),

@@ -10,6 +10,7 @@ pub mod invitations;
 pub mod jobs;
 pub mod members;
 pub mod metrics;
+pub mod mfa;
 pub mod oauth;
 pub mod organizations;
 pub mod webhooks;
@@ -19,6 +20,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 /// Everything under `/api/v1`.
 pub fn api_v1(cfg: &mut ServiceConfig) {
     auth::configure(cfg);
+    mfa::configure(cfg);
     organizations::configure(cfg);
     members::configure(cfg);
     invitations::configure(cfg);

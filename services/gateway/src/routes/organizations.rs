@@ -38,6 +38,8 @@ pub struct OrganizationView {
     /// `past_due_churn_days` (null, or days after which a past-due subscription stops counting).
     #[schema(value_type = Object)]
     pub mrr_convention: serde_json::Value,
+    /// Members must have MFA on to reach the organisation's data.
+    pub require_mfa: bool,
     /// The caller's role in it.
     pub role: Role,
     pub created_at: DateTime<Utc>,
@@ -52,6 +54,7 @@ impl OrganizationView {
             reporting_currency: o.reporting_currency.clone(),
             mrr_convention: serde_json::to_value(Convention::from_stored(&o.mrr_convention))
                 .unwrap_or_default(),
+            require_mfa: o.require_mfa,
             role,
             created_at: o.created_at,
         }
@@ -76,6 +79,8 @@ pub struct UpdateOrganization {
     /// take Stripe Billing's convention. Changing it (or the time zone) rebuilds the metrics.
     #[schema(value_type = Option<Object>)]
     mrr_convention: Option<serde_json::Value>,
+    /// Require MFA of every member (owners only; the owner must have MFA on first).
+    require_mfa: Option<bool>,
 }
 
 /// The organisations the caller belongs to (an API key sees its own).
@@ -219,7 +224,28 @@ async fn update(
             .map(parse_currency)
             .transpose()?,
         mrr_convention: body.mrr_convention.map(parse_convention).transpose()?,
+        require_mfa: body.require_mfa,
     };
+    if let Some(require) = changes.require_mfa {
+        if access.role != Role::Owner {
+            return Err(ApiError::role_too_low());
+        }
+        let user = who.user_id().ok_or_else(|| {
+            ApiError::forbidden(
+                "user_session_required",
+                "only a signed-in owner can change this",
+            )
+        })?;
+        let on = biz_core::db::accounts::mfa::state(&mut conn, user)
+            .await?
+            .is_some_and(|s| s.enabled());
+        if require && !on {
+            return Err(ApiError::validation(
+                "mfa_not_enabled",
+                "turn MFA on for yourself before requiring it of everyone",
+            ));
+        }
+    }
     let before = organizations::find(&mut conn, org_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -235,7 +261,7 @@ async fn update(
         Some(org_id),
         "organization.update",
         Some(("organization", org_id.to_string())),
-        serde_json::json!({ "name": changes.name, "timezone": changes.timezone, "reporting_currency": changes.reporting_currency, "mrr_convention": changes.mrr_convention }),
+        serde_json::json!({ "name": changes.name, "timezone": changes.timezone, "reporting_currency": changes.reporting_currency, "mrr_convention": changes.mrr_convention, "require_mfa": changes.require_mfa }),
     )
     .await?;
     Ok(web::Json(OrganizationView::new(&org, access.role)))

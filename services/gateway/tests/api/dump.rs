@@ -6,6 +6,20 @@ use serde_json::{json, Value};
 
 use crate::helpers::spawn_app;
 
+/// The whole database as `pg_dump --data-only` prints it.
+pub async fn database_text(app: &crate::helpers::TestApp) -> String {
+    let out = std::process::Command::new("pg_dump")
+        .args(["--data-only", "--no-owner", &app.db_url])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_dump_holds_no_password_token_or_key_in_plain_text() {
     let app = spawn_app().await;

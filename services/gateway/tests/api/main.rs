@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod integrations;
 mod isolation;
+mod mfa;
 mod rate_limits;
 mod team;
 mod webhooks;

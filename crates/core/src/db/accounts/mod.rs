@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod invitations;
 pub mod memberships;
+pub mod mfa;
 pub mod organizations;
 pub mod role;
 pub mod sessions;

@@ -18,6 +18,8 @@ pub struct Organization {
     pub updated_at: DateTime<Utc>,
     /// A [`crate::metrics::mrr::Convention`] as JSON; `{}` is the default.
     pub mrr_convention: serde_json::Value,
+    /// Every member must have MFA on to reach this organisation's data.
+    pub require_mfa: bool,
 }
 
 #[derive(Debug, Default, AsChangeset)]
@@ -27,6 +29,7 @@ pub struct OrganizationChanges {
     pub timezone: Option<String>,
     pub reporting_currency: Option<String>,
     pub mrr_convention: Option<serde_json::Value>,
+    pub require_mfa: Option<bool>,
 }
 
 #[tracing::instrument(skip(conn))]
@@ -58,6 +61,7 @@ pub async fn update(
         && changes.timezone.is_none()
         && changes.reporting_currency.is_none()
         && changes.mrr_convention.is_none()
+        && changes.require_mfa.is_none()
     {
         return find(conn, id)
             .await?
