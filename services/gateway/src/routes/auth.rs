@@ -23,6 +23,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(signup)
         .service(login)
         .service(logout)
+        .service(logout_everywhere)
+        .service(change_password)
         .service(me);
 }
 
@@ -308,6 +310,97 @@ async fn login(
         serde_json::json!({}),
     )
     .await?;
+    let res = HttpResponse::Ok().json(LoginResponse {
+        token: token.clone(),
+        user: UserView::from(&user),
+        csrf_token: csrf::token(&state.settings.security.session_secret, session_id),
+    });
+    Ok(with_session_cookie(res, &state, &token))
+}
+
+/// Ends every session of the caller, on every device, and clears the cookie.
+#[utoipa::path(
+    tag = "auth",
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, description = "called with an API key", body = ErrorBody))
+)]
+#[post("/auth/logout-everywhere")]
+async fn logout_everywhere(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Principal,
+) -> Result<HttpResponse, ApiError> {
+    let (user_id, _) = who.require_user()?;
+    let mut conn = state.conn().await?;
+    let ended = sessions::revoke_all_for_user(&mut conn, user_id).await?;
+    audit::record(
+        &mut conn,
+        &Actor::from_request(&req, Some(user_id), None),
+        None,
+        "auth.logout_everywhere",
+        Some(("user", user_id.to_string())),
+        serde_json::json!({ "sessions": ended }),
+    )
+    .await?;
+    let mut res = HttpResponse::NoContent().finish();
+    let _ = res.add_cookie(&cookie::cleared(state.settings.security.cookie_secure));
+    Ok(res)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    current_password: String,
+    /// At least 12 characters.
+    new_password: String,
+}
+
+/// Changes the password. Every session of the user ends, this one included; the answer carries
+/// a fresh session for the caller.
+#[utoipa::path(
+    tag = "auth",
+    request_body = ChangePassword,
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+#[post("/auth/password/change")]
+async fn change_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Principal,
+    body: web::Json<ChangePassword>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let (user_id, _) = who.require_user()?;
+    let new = Password::parse(body.new_password)?;
+    let mut conn = state.conn().await?;
+    let user = users::find(&mut conn, user_id)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    if !verify_password(
+        SecretString::from(body.current_password),
+        user.password_hash.clone(),
+    )
+    .await?
+    {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let hash = hash_password(new.0).await?;
+    let actor = Actor::from_request(&req, Some(user_id), None);
+    let (token, session_id) = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            users::set_password_hash(conn, user_id, &hash).await?;
+            let ended = sessions::revoke_all_for_user(conn, user_id).await?;
+            audit::record(
+                conn,
+                &actor,
+                None,
+                "auth.password_change",
+                Some(("user", user_id.to_string())),
+                serde_json::json!({ "sessions_ended": ended }),
+            )
+            .await?;
+            start_session(conn, &state, user_id, &actor).await
+        })
+        .await?;
     let res = HttpResponse::Ok().json(LoginResponse {
         token: token.clone(),
         user: UserView::from(&user),

@@ -321,3 +321,80 @@ async fn organisation_settings_are_validated() {
         .collect();
     assert_eq!(names, vec!["TZ Co", "Second"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changing_the_password_or_logging_out_everywhere_ends_every_session() {
+    let app = spawn_app().await;
+    let carol = app.signup("carol@example.com", "Carol Co").await;
+    let second: Value = app
+        .login("carol@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second = second["token"].as_str().unwrap().to_owned();
+    let new_password = "a brand new passphrase 42";
+
+    let res = app
+        .post(
+            "/api/v1/auth/password/change",
+            &carol.token,
+            json!({ "current_password": "not the password at all", "new_password": new_password }),
+        )
+        .await;
+    assert_eq!(
+        error_code(res, StatusCode::UNAUTHORIZED).await,
+        "invalid_credentials"
+    );
+    let res = app
+        .post(
+            "/api/v1/auth/password/change",
+            &carol.token,
+            json!({ "current_password": PASSWORD, "new_password": "short" }),
+        )
+        .await;
+    assert_eq!(
+        error_code(res, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "password_too_short"
+    );
+    let res = app
+        .post(
+            "/api/v1/auth/password/change",
+            &carol.token,
+            json!({ "current_password": PASSWORD, "new_password": new_password }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let fresh: Value = res.json().await.unwrap();
+    let fresh = fresh["token"].as_str().unwrap().to_owned();
+    for old in [&carol.token, &second] {
+        assert_eq!(
+            app.get("/api/v1/me", old).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(app.get("/api/v1/me", &fresh).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.login("carol@example.com", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let other: Value = app
+        .login("carol@example.com", new_password)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other = other["token"].as_str().unwrap().to_owned();
+
+    // Logging out everywhere ends both live sessions.
+    let res = app
+        .post("/api/v1/auth/logout-everywhere", &fresh, json!({}))
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    for token in [&fresh, &other] {
+        assert_eq!(
+            app.get("/api/v1/me", token).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}

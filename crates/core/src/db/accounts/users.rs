@@ -36,6 +36,19 @@ pub async fn insert(conn: &mut Conn, user: &NewUser<'_>) -> Result<User, DbError
         .await?)
 }
 
+/// Replaces the password hash.
+#[tracing::instrument(skip(conn, hash))]
+pub async fn set_password_hash(conn: &mut Conn, id: Uuid, hash: &str) -> Result<(), DbError> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(hash),
+            users::updated_at.eq(chrono::Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 #[tracing::instrument(skip(conn))]
 pub async fn find(conn: &mut Conn, id: Uuid) -> Result<Option<User>, DbError> {
     Ok(users::table
