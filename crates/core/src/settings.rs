@@ -164,6 +164,11 @@ pub struct JobSettings {
 pub struct SecuritySettings {
     pub encryption_key: SecretString,
     pub encryption_key_id: String,
+    /// Keys that still decrypt during a rotation, each `key_id=passphrase` (comma-separated in
+    /// `BIZ__SECURITY__PREVIOUS_ENCRYPTION_KEYS`). Drop them once `gateway
+    /// rotate-encryption-key` reports nothing left under them.
+    #[serde(default)]
+    pub previous_encryption_keys: Vec<SecretString>,
     pub pbkdf2_iterations: u32,
     pub session_secret: SecretString,
     pub session_idle_timeout_minutes: i64,
@@ -251,6 +256,7 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("rate_limit.trusted_proxies")
+                .with_list_parse_key("security.previous_encryption_keys")
                 .source(Some(env_layer)),
         );
         let mut settings: Settings = builder.build()?.try_deserialize()?;
@@ -365,6 +371,19 @@ impl Settings {
                 key: "security.pbkdf2_iterations",
                 reason: "must be at least 1000".into(),
             });
+        }
+        for previous in &self.security.previous_encryption_keys {
+            let ok = previous
+                .expose_secret()
+                .split_once('=')
+                .is_some_and(|(id, pass)| !id.is_empty() && !id.contains(':') && !pass.is_empty());
+            if !ok {
+                // The value itself is a secret: never echoed.
+                return Err(SettingsError::Invalid {
+                    key: "security.previous_encryption_keys",
+                    reason: "each entry is key_id=passphrase".into(),
+                });
+            }
         }
         if self.security.encryption_key_id.is_empty()
             || self.security.encryption_key_id.contains(':')

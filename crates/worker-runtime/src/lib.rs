@@ -50,11 +50,7 @@ impl Runtime {
         let queue = jobs::redis_connection(&settings.redis)?;
         let producer = Producer::new(queue.clone(), &settings.redis, &settings.jobs);
         let metrics = JobMetrics::default();
-        let keys = KeyRing::new(
-            &settings.security.encryption_key_id,
-            &settings.security.encryption_key,
-            settings.security.pbkdf2_iterations,
-        );
+        let keys = KeyRing::from_settings(&settings.security);
         let worker_id = worker_id(service);
         let listener = TcpListener::bind(&settings.worker.addr)?;
         let ops_port = listener.local_addr()?.port();

@@ -13,7 +13,10 @@ async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => serve(settings).await,
         Some("migrate") => migrate(settings).await,
-        Some(other) => anyhow::bail!("unknown command `{other}`; use `gateway [serve|migrate]`"),
+        Some("rotate-encryption-key") => rotate(settings).await,
+        Some(other) => anyhow::bail!(
+            "unknown command `{other}`; use `gateway [serve|migrate|rotate-encryption-key]`"
+        ),
     }
 }
 
@@ -26,6 +29,39 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         "gateway listening"
     );
     app.run().await.context("serving")
+}
+
+/// Re-seals every stored secret under the current key id (docs/SECURITY.md, "Rotating keys").
+async fn rotate(settings: Settings) -> anyhow::Result<()> {
+    let keys = biz_core::crypto::KeyRing::from_settings(&settings.security);
+    let pool = db::pool(&settings.database)?;
+    let mut conn = db::conn(&pool).await?;
+    let report = db::rotation::rotate_all(&mut conn, &keys, 100)
+        .await
+        .context("rotating")?;
+    for r in &report {
+        tracing::info!(
+            table = r.table,
+            column = r.column,
+            rotated = r.rotated,
+            failed = r.failed,
+            key_id = keys.current_key_id(),
+            "secrets re-sealed"
+        );
+    }
+    let left = db::rotation::remaining(&mut conn, &keys).await?;
+    println!(
+        "rotation to key `{}`: {} re-sealed, {} failed, {} left under other keys",
+        keys.current_key_id(),
+        report.iter().map(|r| r.rotated).sum::<u64>(),
+        report.iter().map(|r| r.failed).sum::<u64>(),
+        left
+    );
+    anyhow::ensure!(
+        left == 0,
+        "{left} secrets are still under other keys; see the log"
+    );
+    Ok(())
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {

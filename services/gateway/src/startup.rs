@@ -24,11 +24,7 @@ impl Application {
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = db::pool(&settings.database)?;
         let redis = cache::client(&settings.redis)?;
-        let keys = KeyRing::new(
-            &settings.security.encryption_key_id,
-            &settings.security.encryption_key,
-            settings.security.pbkdf2_iterations,
-        );
+        let keys = KeyRing::from_settings(&settings.security);
         let queue = jobs::redis_connection(&settings.redis)?;
         let producer = jobs::Producer::new(queue, &settings.redis, &settings.jobs);
         let listener = TcpListener::bind(&settings.gateway.addr)?;

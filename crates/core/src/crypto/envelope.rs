@@ -102,6 +102,27 @@ impl KeyRing {
         }
     }
 
+    /// The current key and the previous ones (`key_id=passphrase`) from the settings.
+    pub fn from_settings(security: &crate::settings::SecuritySettings) -> Self {
+        let mut ring = KeyRing::new(
+            &security.encryption_key_id,
+            &security.encryption_key,
+            security.pbkdf2_iterations,
+        );
+        for previous in &security.previous_encryption_keys {
+            if let Some((id, passphrase)) = previous.expose_secret().split_once('=') {
+                if id != security.encryption_key_id {
+                    ring = ring.with_old_key(
+                        id,
+                        &SecretString::from(passphrase.to_owned()),
+                        security.pbkdf2_iterations,
+                    );
+                }
+            }
+        }
+        ring
+    }
+
     /// Adds a key that still decrypts but no longer encrypts.
     pub fn with_old_key(
         mut self,

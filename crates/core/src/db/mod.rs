@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod audit;
 pub mod integrations;
 pub mod oauth_states;
+pub mod rotation;
 pub mod scheduler;
 pub mod schema;
 pub mod stripe;

@@ -28,7 +28,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 const ISSUER: &str = "BizInsights";
 const RECOVERY_CODES: usize = 10;
 
-/// What the sealed secret is bound to: this user's row.
+/// What the sealed secret is bound to: this user's row (`{table}.{column}:{id}`, as
+/// `db::rotation` names it too).
 fn context(user_id: Uuid) -> String {
     format!("users.totp_secret:{user_id}")
 }

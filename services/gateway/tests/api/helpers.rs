@@ -102,7 +102,12 @@ pub const PASSWORD: &str = "correct horse battery staple";
 impl TestApp {
     /// A second gateway instance on the same database, Redis and settings; its base URL.
     pub fn twin(&self) -> String {
-        let app = Application::build(self.settings.clone()).expect("build twin");
+        self.twin_with(self.settings.clone())
+    }
+
+    /// Another gateway instance on `settings` (this app's, changed); its base URL.
+    pub fn twin_with(&self, settings: Settings) -> String {
+        let app = Application::build(settings).expect("build twin");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run());
         address

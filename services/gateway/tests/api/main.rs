@@ -11,5 +11,6 @@ mod integrations;
 mod isolation;
 mod mfa;
 mod rate_limits;
+mod rotation;
 mod team;
 mod webhooks;
