@@ -14,6 +14,7 @@ pub mod db;
 pub mod jobs;
 pub mod metrics;
 pub mod readiness;
+pub mod redact;
 pub mod settings;
 pub mod telemetry;
 

@@ -54,6 +54,21 @@ pub fn init(
     settings: &Settings,
     notes: &LoadNotes,
 ) -> Result<TelemetryGuard, TelemetryError> {
+    init_with_writer(service, settings, notes, std::io::stdout)
+}
+
+/// [`init`], writing log lines to `writer` (tests capture them). Every line passes through
+/// [`crate::redact`] first, whatever the writer.
+pub fn init_with_writer<W>(
+    service: &'static str,
+    settings: &Settings,
+    notes: &LoadNotes,
+    writer: W,
+) -> Result<TelemetryGuard, TelemetryError>
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    let writer = crate::redact::Redacting(writer);
     let filter = EnvFilter::try_new(&settings.telemetry.log_filter)
         .map_err(|_| TelemetryError::Filter(settings.telemetry.log_filter.clone()))?;
     let fmt_layer = if settings.json_logs() {
@@ -62,9 +77,13 @@ pub fn init(
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .with_writer(writer)
             .boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_target(false).boxed()
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_writer(writer)
+            .boxed()
     };
 
     let endpoint = settings.telemetry.otlp_endpoint.trim();

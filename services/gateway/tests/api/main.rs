@@ -11,6 +11,7 @@ mod integrations;
 mod isolation;
 mod mfa;
 mod rate_limits;
+mod redaction;
 mod rotation;
 mod team;
 mod webhooks;
