@@ -49,7 +49,9 @@ pub async fn insert(conn: &mut Conn, e: &NewAuditEntry) -> Result<(), DbError> {
     Ok(())
 }
 
-/// A page of the organisation's log, newest first, strictly older than `before_id` when given.
+/// A page of the organisation's log, newest first, strictly older than `before_id` when given:
+/// its own entries, and the account-level ones (logins, MFA, password changes) of its current
+/// members, so an admin sees how their team signs in.
 #[tracing::instrument(skip(conn))]
 pub async fn list(
     conn: &mut Conn,
@@ -58,8 +60,18 @@ pub async fn list(
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditEntry>, DbError> {
+    use crate::db::schema::memberships;
+    let members = memberships::table
+        .filter(memberships::organization_id.eq(organization_id))
+        .select(memberships::user_id);
     let mut q = audit_log::table
-        .filter(audit_log::organization_id.eq(organization_id))
+        .filter(
+            audit_log::organization_id
+                .eq(organization_id)
+                .or(audit_log::organization_id
+                    .is_null()
+                    .and(audit_log::actor_user_id.eq_any(members.nullable()))),
+        )
         .into_boxed();
     if let Some(a) = action {
         q = q.filter(audit_log::action.eq(a.to_owned()));

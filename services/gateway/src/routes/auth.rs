@@ -256,13 +256,19 @@ async fn login(
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| password::dummy_hash().to_owned());
     let matches = verify_password(SecretString::from(body.password.clone()), stored).await?;
-    let Some(user) = user.filter(|_| matches) else {
+    let Some(user) = user.clone().filter(|_| matches) else {
+        // Attributed to the account when the email is one (the log is internal; the answer
+        // says nothing either way).
+        let attempted = user.as_ref().map(|u| u.id);
         audit::record(
             &mut conn,
-            &actor,
+            &Actor {
+                user_id: attempted,
+                ..actor.clone()
+            },
             None,
             "auth.login_failed",
-            None,
+            attempted.map(|id| ("user", id.to_string())),
             serde_json::json!({ "email": email.as_ref().map(Email::as_str) }),
         )
         .await?;

@@ -1,6 +1,7 @@
 //! The gateway's HTTP tests: one binary of modules, each test on its own database.
 
 mod accounts;
+mod audit;
 mod connect;
 mod dump;
 mod errors;
