@@ -4,6 +4,7 @@
 
 mod error;
 mod pacer;
+pub mod resend;
 pub mod stripe;
 
 use std::time::Duration;

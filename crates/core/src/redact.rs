@@ -14,10 +14,10 @@ use tracing_subscriber::fmt::MakeWriter;
 const MASK: &str = "[REDACTED]";
 
 /// Prefixes of secret values: ours (`crypto::tokens`), Stripe's secret and restricted keys,
-/// webhook signing secrets, Connect OAuth codes and tokens, Shopify's tokens.
-const SECRET_PREFIXES: [&str; 13] = [
-    "bis_", "bik_", "bii_", "sk_test_", "sk_live_", "rk_test_", "rk_live_", "whsec_", "ac_",
-    "shpat_", "shpca_", "shppa_", "shpss_",
+/// webhook signing secrets, Connect OAuth codes and tokens, Shopify's tokens, Resend's keys.
+const SECRET_PREFIXES: [&str; 15] = [
+    "bis_", "bik_", "bii_", "bir_", "re_", "sk_test_", "sk_live_", "rk_test_", "rk_live_",
+    "whsec_", "ac_", "shpat_", "shpca_", "shppa_", "shpss_",
 ];
 
 /// Names whose value is a secret wherever they appear: `name=value`, `name: value`,

@@ -174,6 +174,8 @@ pub struct SecuritySettings {
     pub session_idle_timeout_minutes: i64,
     pub session_absolute_timeout_hours: i64,
     pub invitation_ttl_hours: i64,
+    /// A password reset link works this long, once.
+    pub password_reset_ttl_minutes: i64,
     pub cookie_secure: bool,
 }
 
@@ -203,6 +205,8 @@ pub struct ProviderSettings {
     pub shopify_client_id: String,
     pub shopify_client_secret: SecretString,
     pub resend_api_key: SecretString,
+    /// The sender of account e-mails (password resets).
+    pub email_from: String,
 }
 
 /// What loading had to say that belongs in the log once telemetry is up.

@@ -13,6 +13,7 @@
 pub mod config;
 mod control;
 mod record;
+pub mod resend;
 pub mod stripe;
 
 use std::collections::HashMap;
@@ -52,6 +53,8 @@ pub(crate) struct SimState {
     pub stripe_oauth_codes: Vec<String>,
     /// Where each Stripe object sits in its list; cleared whenever the lists change.
     pub(crate) stripe_positions: stripe::Positions,
+    /// Emails accepted by the Resend API, oldest first.
+    pub resend_emails: Vec<serde_json::Value>,
 }
 
 struct Bucket {
@@ -89,6 +92,7 @@ impl Sim {
                 stripe_changes: Vec::new(),
                 stripe_oauth_codes: Vec::new(),
                 stripe_positions: stripe::Positions::default(),
+                resend_emails: Vec::new(),
                 stripe,
                 config,
             })),
@@ -186,6 +190,7 @@ impl Sim {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     control::configure(cfg);
     stripe::configure(cfg);
+    resend::configure(cfg);
 }
 
 /// Serves the simulator on `listener` until the server is stopped.

@@ -13,6 +13,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 pub const SESSION_PREFIX: &str = "bis_";
 pub const API_KEY_PREFIX: &str = "bik_";
 pub const INVITATION_PREFIX: &str = "bii_";
+pub const PASSWORD_RESET_PREFIX: &str = "bir_";
 
 /// 32 random bytes, base64url without padding, behind `prefix`.
 pub fn generate(prefix: &str) -> String {

@@ -134,6 +134,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    password_resets (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        token_hash -> Text,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     scheduler_ticks (job, slot) {
         job -> Text,
         slot -> Timestamptz,
@@ -244,6 +255,7 @@ diesel::joinable!(metric_dirty -> organizations (organization_id));
 diesel::joinable!(mfa_recovery_codes -> users (user_id));
 diesel::joinable!(oauth_states -> organizations (organization_id));
 diesel::joinable!(oauth_states -> users (user_id));
+diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(stripe_objects -> integrations (integration_id));
 diesel::joinable!(stripe_objects -> organizations (organization_id));
@@ -263,6 +275,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     mfa_recovery_codes,
     oauth_states,
     organizations,
+    password_resets,
     scheduler_ticks,
     sessions,
     stripe_objects,

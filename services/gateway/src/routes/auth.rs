@@ -25,6 +25,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(logout)
         .service(logout_everywhere)
         .service(change_password)
+        .service(forgot_password)
+        .service(reset_password)
         .service(me);
 }
 
@@ -413,6 +415,125 @@ async fn change_password(
         csrf_token: csrf::token(&state.settings.security.session_secret, session_id),
     });
     Ok(with_session_cookie(res, &state, &token))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPassword {
+    email: String,
+}
+
+/// E-mails a single-use reset link (valid `security.password_reset_ttl_minutes`) if the address
+/// belongs to an account. The answer is the same either way, and as quick: the e-mail is sent
+/// off the request path.
+#[utoipa::path(tag = "auth", request_body = ForgotPassword, responses((status = 202), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[post("/auth/password/forgot")]
+async fn forgot_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<ForgotPassword>,
+) -> Result<HttpResponse, ApiError> {
+    let email = Email::parse(&body.email)?;
+    let mut conn = state.conn().await?;
+    if let Some(user) = users::find_by_email(&mut conn, email.as_str()).await? {
+        let token = tokens::generate(tokens::PASSWORD_RESET_PREFIX);
+        let ttl = chrono::Duration::minutes(state.settings.security.password_reset_ttl_minutes);
+        biz_core::db::accounts::password_resets::insert(
+            &mut conn,
+            user.id,
+            &tokens::hash(&token),
+            Utc::now() + ttl,
+        )
+        .await?;
+        audit::record(
+            &mut conn,
+            &Actor::from_request(&req, Some(user.id), None),
+            None,
+            "auth.password_reset_requested",
+            Some(("user", user.id.to_string())),
+            serde_json::json!({}),
+        )
+        .await?;
+        let providers = &state.settings.providers;
+        let client = connectors::resend::ResendClient::new(
+            state.http.clone(),
+            &providers.resend_api_base,
+            providers.resend_api_key.clone(),
+        );
+        let from = providers.email_from.clone();
+        let text = format!(
+            "Someone asked to reset the password of your BizInsights account.\n\n\
+             To choose a new one, open this link within {} minutes (it works once):\n\
+             {}/reset-password?token={token}\n\n\
+             If it was not you, ignore this e-mail: your password stays as it is.\n",
+            state.settings.security.password_reset_ttl_minutes,
+            state.settings.gateway.public_url.trim_end_matches('/'),
+        );
+        let (to, user_id) = (user.email.clone(), user.id);
+        tokio::spawn(async move {
+            let email = connectors::resend::Email {
+                from: &from,
+                to: &to,
+                subject: "Reset your BizInsights password",
+                text: &text,
+            };
+            if let Err(e) = client.send(&email).await {
+                tracing::warn!(error = %e, user.id = %user_id, "password reset e-mail not sent");
+            }
+        });
+    }
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "accepted": true })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPassword {
+    /// From the e-mailed link.
+    token: String,
+    /// At least 12 characters.
+    new_password: String,
+}
+
+/// Sets a new password with a reset link's token. Every session of the account ends.
+#[utoipa::path(tag = "auth", request_body = ResetPassword, responses((status = 204), (status = 400, description = "invalid_reset_token", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[post("/auth/password/reset")]
+async fn reset_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<ResetPassword>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    // A bad new password must not burn the link: checked (and hashed) first.
+    let hash = hash_password(Password::parse(body.new_password)?.0).await?;
+    let token_hash = tokens::hash(&body.token);
+    let mut conn = state.conn().await?;
+    let actor = Actor::from_request(&req, None, None);
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        let user_id = biz_core::db::accounts::password_resets::consume(conn, &token_hash)
+            .await?
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_reset_token",
+                    "this reset link is unknown, used or expired; ask for a new one",
+                )
+            })?;
+        users::set_password_hash(conn, user_id, &hash).await?;
+        let ended = sessions::revoke_all_for_user(conn, user_id).await?;
+        audit::record(
+            conn,
+            &Actor {
+                user_id: Some(user_id),
+                ..actor.clone()
+            },
+            None,
+            "auth.password_reset",
+            Some(("user", user_id.to_string())),
+            serde_json::json!({ "sessions_ended": ended }),
+        )
+        .await
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Ends the current session and clears the cookie.

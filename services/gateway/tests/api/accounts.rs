@@ -398,3 +398,142 @@ async fn changing_the_password_or_logging_out_everywhere_ends_every_session() {
         );
     }
 }
+
+/// The e-mails the simulated Resend accepted, to `to`.
+pub(crate) async fn emails_to(app: &crate::helpers::TestApp, to: &str) -> Vec<Value> {
+    let all: Value = reqwest::get(format!("{}/_sim/resend/emails", app.sim))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["to"][0] == to)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_reset_link_works_once_and_ends_every_session() {
+    let app = spawn_app().await;
+    let dave = app.signup("dave@example.com", "Dave Co").await;
+
+    // Unknown and known addresses get the same answer; only the known one gets mail.
+    for email in ["nobody@example.com", "dave@example.com"] {
+        let res = app
+            .client
+            .post(app.url("/api/v1/auth/password/forgot"))
+            .json(&json!({ "email": email }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        assert_eq!(
+            res.json::<Value>().await.unwrap(),
+            json!({ "accepted": true })
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mail = loop {
+        if let Some(m) = emails_to(&app, "dave@example.com").await.pop() {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no reset e-mail");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(emails_to(&app, "nobody@example.com").await.is_empty());
+    assert_eq!(mail["subject"], "Reset your BizInsights password");
+    assert_eq!(mail["from"], "BizInsights <no-reply@bizinsights.example>");
+    let text = mail["text"].as_str().unwrap();
+    let token = text
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(token.starts_with("bir_"));
+
+    // A bad new password does not use the link up.
+    let reset = |token: String, password: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/api/v1/auth/password/reset"))
+                .json(&json!({ "token": token, "new_password": password }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = reset(token.clone(), "short").await;
+    assert_eq!(
+        error_code(res, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "password_too_short"
+    );
+    let res = reset(token.clone(), "a reset passphrase that is long").await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // Once only.
+    let res = reset(token.clone(), "another passphrase entirely").await;
+    assert_eq!(
+        error_code(res, StatusCode::BAD_REQUEST).await,
+        "invalid_reset_token"
+    );
+    assert_eq!(
+        app.get("/api/v1/me", &dave.token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.login("dave@example.com", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.login("dave@example.com", "a reset passphrase that is long")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    // An expired link is refused.
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/password/forgot"))
+        .json(&json!({ "email": "dave@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while emails_to(&app, "dave@example.com").await.len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no second e-mail");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let second = emails_to(&app, "dave@example.com").await.pop().unwrap();
+    let token = second["text"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    {
+        use diesel_async::RunQueryDsl;
+        let mut conn = biz_core::db::conn(&app.pool).await.unwrap();
+        diesel::sql_query("UPDATE password_resets SET expires_at = now() - interval '1 minute'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let res = reset(token, "yet another long passphrase").await;
+    assert_eq!(
+        error_code(res, StatusCode::BAD_REQUEST).await,
+        "invalid_reset_token"
+    );
+}

@@ -158,8 +158,45 @@ async fn every_listed_action_leaves_a_row() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let token: Value = res.json().await.unwrap();
-    let token = token["token"].as_str().unwrap().to_owned();
+    // And a reset by e-mail.
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/password/forgot"))
+        .json(&json!({ "email": owner.email }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mail = loop {
+        if let Some(m) = crate::accounts::emails_to(&app, &owner.email).await.pop() {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no reset e-mail");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let reset_token = mail["text"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap();
+    let reset_token = reset_token.split_whitespace().next().unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/password/reset"))
+        .json(&json!({ "token": reset_token, "new_password": "the audit test's reset passphrase" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let login: Value = app
+        .login(&owner.email, "the audit test's reset passphrase")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
 
     // What the organisation's admins read.
     let log: Value = app
@@ -181,6 +218,8 @@ async fn every_listed_action_leaves_a_row() {
         "mfa.enable",
         "mfa.disable",
         "auth.password_change",
+        "auth.password_reset_requested",
+        "auth.password_reset",
         "invitation.create",
         "invitation.revoke",
         "invitation.accept",

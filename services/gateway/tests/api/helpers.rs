@@ -65,6 +65,8 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let mut all: Vec<(&str, &str)> = vec![
         ("BIZ__PROVIDERS__STRIPE_API_BASE", &sim),
         ("BIZ__PROVIDERS__STRIPE_CONNECT_BASE", &sim),
+        ("BIZ__PROVIDERS__RESEND_API_BASE", &sim),
+        ("RESEND_API_KEY", "re_TestSuiteKey0000001"),
         ("BIZ__REDIS__KEY_PREFIX", &prefix),
     ];
     all.extend_from_slice(overrides);

@@ -257,6 +257,46 @@ async fn a_full_scenario_leaves_no_secret_in_the_logs() {
     secrets.push(wrong.into());
     app.login("redact@example.com", wrong).await;
 
+    // A password reset by e-mail.
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/password/forgot"))
+        .json(&json!({ "email": "redact@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mail = loop {
+        if let Some(m) = crate::accounts::emails_to(&app, "redact@example.com")
+            .await
+            .pop()
+        {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no reset e-mail");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let reset_token = mail["text"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap();
+    let reset_token = reset_token.split_whitespace().next().unwrap().to_owned();
+    secrets.push(reset_token.clone());
+    let reset_password = "the redaction test's reset passphrase";
+    secrets.push(reset_password.into());
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/password/reset"))
+        .json(&json!({ "token": reset_token, "new_password": reset_password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    secrets.push("re_TestSuiteKey0000001".into());
+
     // A careless log line of the future, naming secrets outright: the subscriber's redaction
     // still keeps them out.
     tracing::warn!(

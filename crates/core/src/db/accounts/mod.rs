@@ -5,6 +5,7 @@ pub mod invitations;
 pub mod memberships;
 pub mod mfa;
 pub mod organizations;
+pub mod password_resets;
 pub mod role;
 pub mod sessions;
 pub mod users;
