@@ -158,13 +158,15 @@ impl RateLimitMetrics {
     }
 }
 
-/// The routes of the AUTH tier: where passwords and second factors are tried.
-const AUTH_ROUTES: [&str; 5] = [
+/// The routes of the AUTH tier: where passwords, reset tokens and second factors are tried.
+const AUTH_ROUTES: [&str; 7] = [
     "/api/v1/auth/login",
     "/api/v1/auth/signup",
     "/api/v1/auth/password/forgot",
     "/api/v1/auth/password/reset",
-    "/api/v1/auth/mfa/verify",
+    "/api/v1/auth/password/change",
+    "/api/v1/auth/mfa/totp/enable",
+    "/api/v1/auth/mfa/totp/disable",
 ];
 
 /// The client's address: the peer, unless the peer is a trusted proxy, in which case the

@@ -371,3 +371,60 @@ async fn plaintext_credentials_from_an_older_version_are_used_then_sealed() {
         .unwrap();
     assert_eq!(opened["api_key"], crate::harness::API_KEY);
 }
+
+/// After a key rotation, a worker that knows only the new key syncs every integration.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_key_rotation_a_worker_with_only_the_new_key_syncs_every_integration() {
+    use biz_core::crypto::KeyRing;
+    use biz_core::db;
+    use secrecy::SecretString;
+
+    let h = Harness::new(120).await;
+    let second = h.add_integration().await;
+    let new_key = "pipeline-rotation-new-key-0123456789abcdef";
+    let keys = KeyRing::new("k2", &SecretString::from(new_key.to_owned()), 1000).with_old_key(
+        "k1",
+        &SecretString::from(test_support::ENCRYPTION_KEY.to_owned()),
+        1000,
+    );
+    let mut conn = db::conn(&h.pool).await.unwrap();
+    let report = db::rotation::rotate_all(&mut conn, &keys, 1).await.unwrap();
+    assert_eq!(
+        report.iter().map(|r| r.rotated).sum::<u64>(),
+        2,
+        "{report:?}"
+    );
+    for id in [h.integration_id, second] {
+        let i = db::integrations::find(&mut conn, h.org_id, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(i.credentials.unwrap().starts_with("v1:k2:"));
+    }
+
+    let _w = h.worker(
+        "rotated",
+        &[
+            ("ENCRYPTION_KEY", new_key),
+            ("BIZ__SECURITY__ENCRYPTION_KEY_ID", "k2"),
+        ],
+    );
+    let runs = [
+        h.start_run(SyncMode::Full).await,
+        h.start_run_for(second, SyncMode::Full).await,
+    ];
+    for run in runs {
+        let done = h
+            .wait_for(run, Duration::from_secs(60), |r| {
+                r.status == "succeeded" || r.status == "failed"
+            })
+            .await;
+        assert_eq!(done.status, "succeeded", "{:?}", done.error);
+    }
+    for id in [h.integration_id, second] {
+        let customers = db::stripe::ids(&mut conn, h.org_id, id, "customer")
+            .await
+            .unwrap();
+        assert_eq!(customers.len(), 120);
+    }
+}

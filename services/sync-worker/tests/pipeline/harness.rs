@@ -259,11 +259,16 @@ impl Harness {
 
     /// Queues a run as the gateway does: the row, then the job.
     pub async fn start_run(&self, mode: SyncMode) -> Uuid {
+        self.start_run_for(self.integration_id, mode).await
+    }
+
+    /// [`Self::start_run`] for another integration of the organisation.
+    pub async fn start_run_for(&self, integration_id: Uuid, mode: SyncMode) -> Uuid {
         let mut conn = db::conn(&self.pool).await.unwrap();
         let (run, created) = sync_runs::create_or_existing(
             &mut conn,
             self.org_id,
-            self.integration_id,
+            integration_id,
             mode.as_str(),
             "manual",
             5,
@@ -273,7 +278,7 @@ impl Harness {
         assert!(created);
         self.producer
             .push(SyncIntegration {
-                integration_id: self.integration_id,
+                integration_id,
                 mode,
                 sync_run_id: run.id,
             })
