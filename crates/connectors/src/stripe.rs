@@ -178,8 +178,7 @@ impl StripeClient {
 
     /// Whether the key is a test-mode key (`sk_test_`, `rk_test_`).
     pub fn is_test_mode(&self) -> bool {
-        let key = self.key.expose_secret();
-        key.starts_with("sk_test_") || key.starts_with("rk_test_")
+        is_test_key(self.key.expose_secret())
     }
 
     /// One page of `/v1/events` newer than `ending_before` (the page just above it in Stripe's
@@ -316,6 +315,11 @@ impl StripeClient {
     }
 }
 
+/// Test-mode secret and restricted keys; everything else is paced as live.
+fn is_test_key(key: &str) -> bool {
+    key.starts_with("sk_test_") || key.starts_with("rk_test_")
+}
+
 fn classify(
     status: StatusCode,
     headers: &reqwest::header::HeaderMap,
@@ -423,6 +427,35 @@ pub async fn exchange_connect_code(
 mod tests {
     use super::*;
     use reqwest::header::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn test_mode_keys_are_told_from_live_ones_for_pacing() {
+        assert!(is_test_key("sk_test_51abc"));
+        assert!(is_test_key("rk_test_51abc"));
+        assert!(!is_test_key("sk_live_51abc"));
+        assert!(!is_test_key("rk_live_51abc"));
+    }
+
+    #[test]
+    fn list_requests_carry_stripes_own_parameters() {
+        let r = Resource::Subscriptions.list_request(Some("sub_123"));
+        assert_eq!(r.path, "/subscriptions");
+        let q = r.query.unwrap();
+        for part in [
+            "limit=100",
+            "starting_after=sub_123",
+            "status=all",
+            "expand[0]=data.items.data.price.tiers",
+            "expand[1]=data.discounts",
+        ] {
+            assert!(q.contains(part), "{part} in {q}");
+        }
+        let p = Resource::Prices.list_request(None).query.unwrap();
+        assert!(
+            p.contains("expand[0]=data.tiers") && !p.contains("starting_after"),
+            "{p}"
+        );
+    }
 
     #[test]
     fn stripe_errors_are_sorted_as_stripe_documents() {

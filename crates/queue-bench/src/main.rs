@@ -9,6 +9,7 @@
 
 mod backfill;
 mod driver;
+mod login_timing;
 mod stack;
 mod throttled;
 mod webhooks;
@@ -80,7 +81,21 @@ async fn main() -> anyhow::Result<()> {
             )?;
             Ok(())
         }
+        Some("login-timing") => {
+            let r = login_timing::run().await?;
+            println!(
+                "login-timing: known email + wrong password p50 {} ms (p90 {}); unknown email p50 {} ms (p90 {}); medians differ by {} %",
+                r["known_email_wrong_password"]["p50_ms"], r["known_email_wrong_password"]["p90_ms"],
+                r["unknown_email"]["p50_ms"], r["unknown_email"]["p90_ms"], r["median_difference_pct"]
+            );
+            std::fs::create_dir_all("target/bench")?;
+            std::fs::write(
+                "target/bench/login_timing.json",
+                serde_json::to_string_pretty(&r)?,
+            )?;
+            Ok(())
+        }
         None => driver::run().await,
-        Some(other) => anyhow::bail!("unknown command `{other}`; use `queue-bench [worker]`"),
+        Some(other) => anyhow::bail!("unknown command `{other}`; use `queue-bench [worker|webhooks|throttled|backfill|login-timing]`"),
     }
 }
