@@ -537,3 +537,72 @@ async fn a_password_reset_link_works_once_and_ends_every_session() {
         "invalid_reset_token"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_end_when_idle_too_long_and_at_their_absolute_expiry() {
+    use diesel_async::RunQueryDsl;
+    let app = crate::helpers::spawn_app_with(&[
+        ("BIZ__SECURITY__SESSION_IDLE_TIMEOUT_MINUTES", "30"),
+        ("BIZ__SECURITY__SESSION_ABSOLUTE_TIMEOUT_HOURS", "12"),
+    ])
+    .await;
+    let erin = app.signup("erin@example.com", "Erin Co").await;
+    let token = |v: Value| v["token"].as_str().unwrap().to_owned();
+    let idle = token(
+        app.login("erin@example.com", PASSWORD)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    let old = token(
+        app.login("erin@example.com", PASSWORD)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    let hash = |t: &str| biz_core::crypto::tokens::hash(t);
+    let mut conn = biz_core::db::conn(&app.pool).await.unwrap();
+    // Used 29 minutes ago: still live (and touched again). 31 minutes: over.
+    let set_seen = |minutes: i64, t: &str| {
+        diesel::sql_query(format!(
+            "UPDATE sessions SET last_seen_at = now() - interval '{minutes} minutes' WHERE token_hash = '{}'",
+            hash(t)
+        ))
+    };
+    set_seen(29, &idle).execute(&mut conn).await.unwrap();
+    assert_eq!(app.get("/api/v1/me", &idle).await.status(), StatusCode::OK);
+    set_seen(31, &idle).execute(&mut conn).await.unwrap();
+    assert_eq!(
+        app.get("/api/v1/me", &idle).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The absolute expiry: 12 hours after sign-in, used or not.
+    assert_eq!(app.get("/api/v1/me", &old).await.status(), StatusCode::OK);
+    diesel::sql_query(format!(
+        "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE token_hash = '{}'",
+        hash(&old)
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        app.get("/api/v1/me", &old).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // New sessions get the configured absolute lifetime.
+    #[derive(diesel::QueryableByName)]
+    struct Hours {
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        hours: f64,
+    }
+    let h: Hours = diesel::sql_query(format!(
+        "SELECT EXTRACT(EPOCH FROM expires_at - created_at)::float8 / 3600 AS hours FROM sessions WHERE token_hash = '{}'",
+        hash(&erin.token)
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert!((h.hours - 12.0).abs() < 0.01, "{}", h.hours);
+}
