@@ -28,7 +28,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
     /// Summed over a period.
     Flow,
     /// Its value at the end of a period.
@@ -39,7 +39,7 @@ enum Kind {
     Ltv,
 }
 
-struct Definition {
+pub struct Definition {
     key: &'static str,
     label: &'static str,
     unit: &'static str,
@@ -119,9 +119,12 @@ pub struct SeriesQuery {
     granularity: Option<String>,
     /// Only this currency (money metrics), e.g. `usd`.
     currency: Option<String>,
+    /// `previous_period` (the same stretch just before; whole calendar months compare with the
+    /// same number of whole months before) or `previous_year` (the same dates a year earlier).
+    compare: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SeriesPoint {
     /// The period's first day.
     date: NaiveDate,
@@ -142,6 +145,36 @@ pub struct Series {
     unit: &'static str,
     granularity: String,
     series: Vec<SeriesPoint>,
+    /// With `compare`: the other range, its series, and the change of the whole range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compare: Option<Comparison>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Comparison {
+    /// `previous_period` or `previous_year`.
+    kind: String,
+    from: NaiveDate,
+    to: NaiveDate,
+    series: Vec<SeriesPoint>,
+    /// Per dimension: the whole range's value (flows summed, stocks at the end, rates over the
+    /// range) now and then, and the change.
+    totals: Vec<Change>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Change {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    currency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    #[schema(value_type = Option<f64>)]
+    current: Option<serde_json::Number>,
+    #[schema(value_type = Option<f64>)]
+    previous: Option<serde_json::Number>,
+    /// (current − previous) ÷ previous, six places; `null` when previous is 0 or unknown.
+    #[schema(value_type = Option<f64>)]
+    change: Option<serde_json::Number>,
 }
 
 fn parse_day(field: &str, raw: &str) -> Result<NaiveDate, ApiError> {
@@ -153,16 +186,164 @@ fn parse_day(field: &str, raw: &str) -> Result<NaiveDate, ApiError> {
     })
 }
 
-/// The first day of the period `day` falls in.
-fn period_start(day: NaiveDate, granularity: &str) -> NaiveDate {
+/// The first day of the period `day` falls in; `total` folds the whole range into one point
+/// dated `from`.
+fn period_start(day: NaiveDate, granularity: &str, from: NaiveDate) -> NaiveDate {
     match granularity {
         "week" => day - chrono::Duration::days(day.weekday().num_days_from_monday().into()),
         "month" => day.with_day(1).unwrap_or(day),
+        "total" => from,
         _ => day,
     }
 }
 
-/// A metric's series.
+fn last_of_month(day: NaiveDate) -> NaiveDate {
+    let first_next = if day.month() == 12 {
+        NaiveDate::from_ymd_opt(day.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(day.year(), day.month() + 1, 1)
+    };
+    first_next.and_then(|d| d.pred_opt()).unwrap_or(day)
+}
+
+/// The same date `years` earlier; 29 February becomes the 28th.
+fn years_before(day: NaiveDate, years: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(day.year() - years, day.month(), day.day())
+        .or_else(|| NaiveDate::from_ymd_opt(day.year() - years, day.month(), 28))
+        .unwrap_or(day)
+}
+
+/// The range a comparison looks at.
+pub fn comparison_range(from: NaiveDate, to: NaiveDate, kind: &str) -> (NaiveDate, NaiveDate) {
+    match kind {
+        "previous_year" => (years_before(from, 1), years_before(to, 1)),
+        _ => {
+            // Whole calendar months compare with as many whole months just before them
+            // (March with February, Q2 with Q1), not with the same count of days.
+            if from.day() == 1 && to == last_of_month(to) {
+                let months =
+                    (to.year() - from.year()) * 12 + to.month() as i32 - from.month() as i32 + 1;
+                let start = from
+                    .checked_sub_months(chrono::Months::new(months as u32))
+                    .unwrap_or(from);
+                (start, from.pred_opt().unwrap_or(from))
+            } else {
+                let len = (to - from).num_days() + 1;
+                let end = from.pred_opt().unwrap_or(from);
+                (end - chrono::Duration::days(len - 1), end)
+            }
+        }
+    }
+}
+
+/// A metric's points over `from..=to` at `granularity` (`day`, `week`, `month` or `total`).
+pub async fn points(
+    conn: &mut biz_core::db::Conn,
+    org_id: Uuid,
+    definition: &Definition,
+    (from, to): (NaiveDate, NaiveDate),
+    granularity: &str,
+    currency: Option<&str>,
+) -> Result<Vec<SeriesPoint>, ApiError> {
+    if !matches!(definition.kind, Kind::Flow | Kind::Stock) {
+        return derive(conn, org_id, definition, (from, to), granularity, currency).await;
+    }
+    let rows = rollup::series(conn, org_id, definition.key, from, to).await?;
+    // (period, dimension) → value, folding days by the metric's kind.
+    let mut folded: BTreeMap<(NaiveDate, String), (NaiveDate, i64)> = BTreeMap::new();
+    for p in rows {
+        if currency.is_some_and(|c| definition.dimension == Some("currency") && c != p.dimension) {
+            continue;
+        }
+        let value = integer(&p.value)?;
+        let entry = folded
+            .entry((period_start(p.day, granularity, from), p.dimension.clone()))
+            .or_insert((p.day, 0));
+        match definition.kind {
+            Kind::Stock => {
+                if p.day >= entry.0 {
+                    *entry = (p.day, value);
+                }
+            }
+            _ => entry.1 += value,
+        }
+    }
+    Ok(folded
+        .into_iter()
+        .map(|((date, dimension), (_, value))| SeriesPoint {
+            date,
+            value: Some(value.into()),
+            currency: (definition.dimension == Some("currency")).then(|| dimension.clone()),
+            status: (definition.dimension == Some("status")).then_some(dimension),
+        })
+        .collect())
+}
+
+fn number(n: &Option<serde_json::Number>) -> Option<f64> {
+    n.as_ref().and_then(serde_json::Number::as_f64)
+}
+
+/// Pairs the whole-range values of now and then by dimension.
+pub fn changes(current: &[SeriesPoint], previous: &[SeriesPoint]) -> Vec<Change> {
+    let key = |p: &SeriesPoint| (p.currency.clone(), p.status.clone());
+    let mut dims: Vec<(Option<String>, Option<String>)> =
+        current.iter().chain(previous).map(key).collect();
+    dims.sort();
+    dims.dedup();
+    dims.into_iter()
+        .map(|(currency, status)| {
+            let find = |ps: &[SeriesPoint]| {
+                ps.iter()
+                    .find(|p| p.currency == currency && p.status == status)
+                    .and_then(|p| p.value.clone())
+            };
+            let (now, then) = (find(current), find(previous));
+            let change = match (number(&now), number(&then)) {
+                (Some(n), Some(t)) if t != 0.0 => {
+                    serde_json::Number::from_f64(((n - t) / t * 1e6).round() / 1e6)
+                }
+                _ => None,
+            };
+            Change {
+                currency,
+                status,
+                current: now,
+                previous: then,
+                change,
+            }
+        })
+        .collect()
+}
+
+pub fn find_definition(key: &str) -> Result<&'static Definition, ApiError> {
+    CATALOG.iter().find(|d| d.key == key).ok_or_else(|| {
+        ApiError::validation(
+            "unknown_metric",
+            format!("no metric `{key}`; see GET …/metrics"),
+        )
+    })
+}
+
+/// `from` and `to`, checked: both dates, in order, at most five years apart.
+pub fn parse_range(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let from = parse_day("from", from.unwrap_or_default())?;
+    let to = parse_day("to", to.unwrap_or_default())?;
+    if to < from {
+        return Err(ApiError::validation("invalid_range", "to is before from"));
+    }
+    if (to - from).num_days() > 5 * 366 {
+        return Err(ApiError::validation(
+            "range_too_long",
+            "a series covers at most five years",
+        ));
+    }
+    Ok((from, to))
+}
+
+/// A metric's series, optionally with a comparison.
 #[utoipa::path(tag = "metrics", params(SeriesQuery), responses((status = 200, body = Series), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[get("/orgs/{org_id}/metrics/{metric_key}")]
 async fn series(
@@ -174,23 +355,8 @@ async fn series(
     let (org_id, key) = path.into_inner();
     let mut conn = state.conn().await?;
     who.require(&mut conn, org_id, Role::Viewer).await?;
-    let definition = CATALOG.iter().find(|d| d.key == key).ok_or_else(|| {
-        ApiError::validation(
-            "unknown_metric",
-            format!("no metric `{key}`; see GET …/metrics"),
-        )
-    })?;
-    let from = parse_day("from", query.from.as_deref().unwrap_or_default())?;
-    let to = parse_day("to", query.to.as_deref().unwrap_or_default())?;
-    if to < from {
-        return Err(ApiError::validation("invalid_range", "to is before from"));
-    }
-    if (to - from).num_days() > 5 * 366 {
-        return Err(ApiError::validation(
-            "range_too_long",
-            "a series covers at most five years",
-        ));
-    }
+    let definition = find_definition(&key)?;
+    let (from, to) = parse_range(query.from.as_deref(), query.to.as_deref())?;
     let granularity = query.granularity.clone().unwrap_or_else(|| "day".into());
     if !["day", "week", "month"].contains(&granularity.as_str()) {
         return Err(ApiError::validation(
@@ -198,61 +364,55 @@ async fn series(
             "granularity is day, week or month",
         ));
     }
+    if let Some(kind) = query.compare.as_deref() {
+        if !["previous_period", "previous_year"].contains(&kind) {
+            return Err(ApiError::validation(
+                "invalid_compare",
+                "compare is previous_period or previous_year",
+            ));
+        }
+    }
     let currency = query.currency.as_deref().map(str::to_lowercase);
-    if !matches!(definition.kind, Kind::Flow | Kind::Stock) {
-        let series = derive(
-            &mut conn,
-            org_id,
-            definition,
-            (from, to),
-            &granularity,
-            currency.as_deref(),
-        )
-        .await?;
-        return Ok(web::Json(Series {
-            key: definition.key,
-            unit: definition.unit,
-            granularity,
-            series,
-        }));
-    }
-    let points = rollup::series(&mut conn, org_id, definition.key, from, to).await?;
-    // (period, dimension) → value, folding days by the metric's kind.
-    let mut folded: BTreeMap<(NaiveDate, String), (NaiveDate, i64)> = BTreeMap::new();
-    for p in points {
-        if currency
-            .as_ref()
-            .is_some_and(|c| definition.dimension == Some("currency") && *c != p.dimension)
-        {
-            continue;
+    let currency = currency.as_deref();
+    let series = points(
+        &mut conn,
+        org_id,
+        definition,
+        (from, to),
+        &granularity,
+        currency,
+    )
+    .await?;
+    let compare = match query.compare.as_deref() {
+        None => None,
+        Some(kind) => {
+            let (pf, pt) = comparison_range(from, to, kind);
+            let previous = points(
+                &mut conn,
+                org_id,
+                definition,
+                (pf, pt),
+                &granularity,
+                currency,
+            )
+            .await?;
+            let now = points(&mut conn, org_id, definition, (from, to), "total", currency).await?;
+            let then = points(&mut conn, org_id, definition, (pf, pt), "total", currency).await?;
+            Some(Comparison {
+                kind: kind.to_owned(),
+                from: pf,
+                to: pt,
+                series: previous,
+                totals: changes(&now, &then),
+            })
         }
-        let value = integer(&p.value)?;
-        let entry = folded
-            .entry((period_start(p.day, &granularity), p.dimension.clone()))
-            .or_insert((p.day, 0));
-        match definition.kind {
-            Kind::Stock => {
-                if p.day >= entry.0 {
-                    *entry = (p.day, value);
-                }
-            }
-            _ => entry.1 += value,
-        }
-    }
-    let series = folded
-        .into_iter()
-        .map(|((date, dimension), (_, value))| SeriesPoint {
-            date,
-            value: Some(value.into()),
-            currency: (definition.dimension == Some("currency")).then(|| dimension.clone()),
-            status: (definition.dimension == Some("status")).then_some(dimension),
-        })
-        .collect();
+    };
     Ok(web::Json(Series {
         key: definition.key,
         unit: definition.unit,
         granularity,
         series,
+        compare,
     }))
 }
 
@@ -305,7 +465,7 @@ async fn derive(
     let mut day = from;
     while day <= last {
         periods
-            .entry(period_start(day, granularity))
+            .entry(period_start(day, granularity, from))
             .and_modify(|p| p.1 = day)
             .or_insert((day, day));
         day = match day.succ_opt() {
@@ -363,4 +523,62 @@ async fn derive(
         Kind::Flow | Kind::Stock => {}
     }
     Ok(points)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn previous_period_of_whole_months_is_whole_months() {
+        // March (31 days) compares with February (28), not with 29 Jan – 28 Feb.
+        assert_eq!(
+            comparison_range(d("2026-03-01"), d("2026-03-31"), "previous_period"),
+            (d("2026-02-01"), d("2026-02-28"))
+        );
+        // Across a year boundary.
+        assert_eq!(
+            comparison_range(d("2026-01-01"), d("2026-01-31"), "previous_period"),
+            (d("2025-12-01"), d("2025-12-31"))
+        );
+        // A quarter with the quarter before; a whole year with the year before.
+        assert_eq!(
+            comparison_range(d("2026-04-01"), d("2026-06-30"), "previous_period"),
+            (d("2026-01-01"), d("2026-03-31"))
+        );
+        assert_eq!(
+            comparison_range(d("2025-01-01"), d("2025-12-31"), "previous_period"),
+            (d("2024-01-01"), d("2024-12-31"))
+        );
+    }
+
+    #[test]
+    fn previous_period_of_other_ranges_is_as_many_days_before() {
+        assert_eq!(
+            comparison_range(d("2026-03-10"), d("2026-03-16"), "previous_period"),
+            (d("2026-03-03"), d("2026-03-09"))
+        );
+        // Part of a month is not a whole month.
+        assert_eq!(
+            comparison_range(d("2026-03-01"), d("2026-03-15"), "previous_period"),
+            (d("2026-02-14"), d("2026-02-28"))
+        );
+    }
+
+    #[test]
+    fn previous_year_is_the_same_dates_a_year_earlier() {
+        assert_eq!(
+            comparison_range(d("2026-01-01"), d("2026-01-31"), "previous_year"),
+            (d("2025-01-01"), d("2025-01-31"))
+        );
+        // 29 February has no twin: the 28th.
+        assert_eq!(
+            comparison_range(d("2024-02-01"), d("2024-02-29"), "previous_year"),
+            (d("2023-02-01"), d("2023-02-28"))
+        );
+    }
 }

@@ -16,12 +16,23 @@ use crate::harness::Harness;
 
 const KEY: &str = "sk_test_51MetricsAccount000000001";
 
-fn day_of(ts: i64) -> NaiveDate {
-    Utc.timestamp_opt(ts, 0).unwrap().date_naive()
-}
-
 /// Flow metrics by (day, currency): revenue, net revenue, refunds.
 pub fn flows(charges: &[Value], refund_list: &[Value]) -> [BTreeMap<(NaiveDate, String), i64>; 3] {
+    flows_in(charges, refund_list, chrono_tz::UTC)
+}
+
+/// [`flows`], with days cut in `tz`.
+pub fn flows_in(
+    charges: &[Value],
+    refund_list: &[Value],
+    tz: chrono_tz::Tz,
+) -> [BTreeMap<(NaiveDate, String), i64>; 3] {
+    let day_of = |ts: i64| {
+        Utc.timestamp_opt(ts, 0)
+            .unwrap()
+            .with_timezone(&tz)
+            .date_naive()
+    };
     let (mut revenue, mut net, mut refunds) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     for c in charges.iter().filter(|c| c["status"] == "succeeded") {
         let key = (
@@ -492,7 +503,126 @@ async fn metrics_match_values_computed_from_the_account_at_three_dates() {
     }
 
     churn_and_ltv_match_the_written_rules(&http, token, &base, &d.subscriptions).await;
+    comparisons_are_right_across_month_and_year_boundaries(&http, token, &base, &d).await;
     a_convention_change_rebuilds_mrr(&http, token, &gateway, org, &d.subscriptions).await;
+    a_time_zone_change_recuts_the_days(&http, token, &gateway, org, &d).await;
+}
+
+/// `compare=previous_period` at a year boundary (January against December) and
+/// `previous_year`, against sums of the data set's charges.
+async fn comparisons_are_right_across_month_and_year_boundaries(
+    http: &reqwest::Client,
+    token: &str,
+    base: &str,
+    d: &Dataset,
+) {
+    let [revenue, _, _] = flows(&d.charges, &d.refunds);
+    let sum = |from: &str, to: &str| -> i64 {
+        let (from, to): (NaiveDate, NaiveDate) = (from.parse().unwrap(), to.parse().unwrap());
+        revenue
+            .iter()
+            .filter(|((day, c), _)| *day >= from && *day <= to && c == "usd")
+            .map(|(_, v)| *v)
+            .sum()
+    };
+    for (range, kind, (pf, pt)) in [
+        (
+            ("2026-01-01", "2026-01-31"),
+            "previous_period",
+            ("2025-12-01", "2025-12-31"),
+        ),
+        (
+            ("2025-03-01", "2025-03-31"),
+            "previous_period",
+            ("2025-02-01", "2025-02-28"),
+        ),
+        (
+            ("2025-12-01", "2025-12-31"),
+            "previous_year",
+            ("2024-12-01", "2024-12-31"),
+        ),
+    ] {
+        let body = get(
+            http,
+            &format!(
+                "{base}/stripe_revenue?from={}&to={}&granularity=month&currency=usd&compare={kind}",
+                range.0, range.1
+            ),
+            token,
+        )
+        .await;
+        let c = &body["compare"];
+        assert_eq!(
+            (c["from"].as_str(), c["to"].as_str()),
+            (Some(pf), Some(pt)),
+            "{kind} of {range:?}"
+        );
+        let (now, then) = (sum(range.0, range.1), sum(pf, pt));
+        assert!(now > 0 && then > 0, "{range:?}: data on both sides");
+        let total = &c["totals"][0];
+        assert_eq!(total["currency"], "usd");
+        assert_eq!(total["current"], now, "{range:?}");
+        assert_eq!(total["previous"], then, "{range:?}");
+        let want = ((now - then) as f64 / then as f64 * 1e6).round() / 1e6;
+        assert_eq!(total["change"].as_f64(), Some(want));
+        // The comparison's own series is the previous month's.
+        assert_eq!(c["series"][0]["date"], pf);
+        assert_eq!(c["series"][0]["value"], then);
+    }
+    let res = http
+        .get(format!(
+            "{base}/stripe_revenue?from=2025-12-01&to=2025-12-31&compare=last_week"
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// The same charges cut into days in Los Angeles rather than UTC: the gateway rebuilds the
+/// rollups in the background and the daily series become the Los Angeles ones.
+async fn a_time_zone_change_recuts_the_days(
+    http: &reqwest::Client,
+    token: &str,
+    gateway: &str,
+    org: &str,
+    d: &Dataset,
+) {
+    let [utc, _, _] = flows(&d.charges, &d.refunds);
+    let [la, _, _] = flows_in(&d.charges, &d.refunds, chrono_tz::America::Los_Angeles);
+    let window = |m: &BTreeMap<(NaiveDate, String), i64>| -> BTreeMap<(NaiveDate, String), i64> {
+        let (from, to): (NaiveDate, NaiveDate) =
+            ("2025-11-01".parse().unwrap(), "2025-11-30".parse().unwrap());
+        m.iter()
+            .filter(|((day, _), v)| *day >= from && *day <= to && **v != 0)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    };
+    let (utc, la) = (window(&utc), window(&la));
+    assert_ne!(utc, la, "the data set has charges near midnight UTC");
+    let res = http
+        .patch(format!("{gateway}/api/v1/orgs/{org}"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "timezone": "America/Los_Angeles" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let url =
+        format!("{gateway}/api/v1/orgs/{org}/metrics/stripe_revenue?from=2025-11-01&to=2025-11-30");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = series_map(http, &url, token).await;
+        if got == la {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Los Angeles days did not appear"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// Per day from `first` to `last`: each customer's MRR × 3600 per currency (positive only).
