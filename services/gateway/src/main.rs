@@ -14,8 +14,14 @@ async fn main() -> anyhow::Result<()> {
         None | Some("serve") => serve(settings).await,
         Some("migrate") => migrate(settings).await,
         Some("rotate-encryption-key") => rotate(settings).await,
+        Some("load-fx-rates") => {
+            let file = std::env::args()
+                .nth(2)
+                .context("usage: gateway load-fx-rates FILE.csv")?;
+            load_fx_rates(settings, &file).await
+        }
         Some(other) => anyhow::bail!(
-            "unknown command `{other}`; use `gateway [serve|migrate|rotate-encryption-key]`"
+            "unknown command `{other}`; use `gateway [serve|migrate|rotate-encryption-key|load-fx-rates FILE]`"
         ),
     }
 }
@@ -29,6 +35,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         "gateway listening"
     );
     app.run().await.context("serving")
+}
+
+/// Loads global exchange rates (`date,base,quote,rate` CSV) for every organisation.
+async fn load_fx_rates(settings: Settings, file: &str) -> anyhow::Result<()> {
+    let reader = std::fs::File::open(file).with_context(|| format!("opening {file}"))?;
+    let rates =
+        biz_core::metrics::fx::parse_csv(reader).with_context(|| format!("reading {file}"))?;
+    let pool = db::pool(&settings.database)?;
+    let mut conn = db::conn(&pool).await?;
+    let loaded = biz_core::metrics::fx::load(&mut conn, None, &rates).await?;
+    println!("{loaded} exchange rates loaded from {file}");
+    Ok(())
 }
 
 /// Re-seals every stored secret under the current key id (docs/SECURITY.md, "Rotating keys").

@@ -33,6 +33,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    fx_rates (id) {
+        id -> Int8,
+        organization_id -> Nullable<Uuid>,
+        day -> Date,
+        base -> Text,
+        quote -> Text,
+        rate -> Numeric,
+        loaded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     integrations (id) {
         id -> Uuid,
         organization_id -> Uuid,
@@ -245,6 +257,7 @@ diesel::table! {
 
 diesel::joinable!(api_keys -> organizations (organization_id));
 diesel::joinable!(api_keys -> users (created_by));
+diesel::joinable!(fx_rates -> organizations (organization_id));
 diesel::joinable!(integrations -> organizations (organization_id));
 diesel::joinable!(integrations -> users (created_by));
 diesel::joinable!(invitations -> organizations (organization_id));
@@ -267,6 +280,7 @@ diesel::joinable!(webhook_events -> organizations (organization_id));
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_log,
+    fx_rates,
     integrations,
     invitations,
     memberships,

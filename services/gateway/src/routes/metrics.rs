@@ -122,6 +122,9 @@ pub struct SeriesQuery {
     /// `previous_period` (the same stretch just before; whole calendar months compare with the
     /// same number of whole months before) or `previous_year` (the same dates a year earlier).
     compare: Option<String>,
+    /// Money flows and stocks as one series in the organisation's reporting currency, each
+    /// day's amounts converted at that day's rate (see `…/fx-rates`).
+    in_reporting_currency: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -148,6 +151,16 @@ pub struct Series {
     /// With `compare`: the other range, its series, and the change of the whole range.
     #[serde(skip_serializing_if = "Option::is_none")]
     compare: Option<Comparison>,
+    /// With `in_reporting_currency`: the currencies and days without a rate (at most 100). A
+    /// period that needs one of them has a `null` value rather than a guess.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    missing_rates: Vec<MissingRate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+pub struct MissingRate {
+    currency: String,
+    date: NaiveDate,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -372,6 +385,18 @@ async fn series(
             ));
         }
     }
+    if query.in_reporting_currency == Some(true) {
+        let (series, missing_rates) =
+            in_reporting_currency(&mut conn, org_id, definition, (from, to), &granularity).await?;
+        return Ok(web::Json(Series {
+            key: definition.key,
+            unit: definition.unit,
+            granularity,
+            series,
+            compare: None,
+            missing_rates,
+        }));
+    }
     let currency = query.currency.as_deref().map(str::to_lowercase);
     let currency = currency.as_deref();
     let series = points(
@@ -413,7 +438,79 @@ async fn series(
         granularity,
         series,
         compare,
+        missing_rates: Vec::new(),
     }))
+}
+
+/// A money metric in the reporting currency: flows convert every day's amount at its day's
+/// rate and sum them; stocks convert the period's last day. Exact until each period's value is
+/// rounded half to even.
+async fn in_reporting_currency(
+    conn: &mut biz_core::db::Conn,
+    org_id: Uuid,
+    definition: &Definition,
+    (from, to): (NaiveDate, NaiveDate),
+    granularity: &str,
+) -> Result<(Vec<SeriesPoint>, Vec<MissingRate>), ApiError> {
+    use biz_core::metrics::fx::RateBook;
+    use biz_core::metrics::mrr::{round_half_even, Amount};
+    if definition.unit != "money" || !matches!(definition.kind, Kind::Flow | Kind::Stock) {
+        return Err(ApiError::validation(
+            "not_convertible",
+            format!(
+                "{} is not a money total; in_reporting_currency does not apply",
+                definition.key
+            ),
+        ));
+    }
+    let org = biz_core::db::accounts::organizations::find(conn, org_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let reporting = org.reporting_currency.to_lowercase();
+    let book = RateBook::load(conn, org_id, &reporting, from, to).await?;
+    let rows = rollup::series(conn, org_id, definition.key, from, to).await?;
+    // Period → the days that count (all of them for flows, the last for stocks).
+    let mut periods: BTreeMap<NaiveDate, Vec<(NaiveDate, String, i64)>> = BTreeMap::new();
+    for p in rows {
+        let value = integer(&p.value)?;
+        periods
+            .entry(period_start(p.day, granularity, from))
+            .or_default()
+            .push((p.day, p.dimension, value));
+    }
+    let mut missing = std::collections::BTreeSet::new();
+    let mut converted = Vec::new();
+    for (date, mut days) in periods {
+        if definition.kind == Kind::Stock {
+            let last = days.iter().map(|(d, _, _)| *d).max();
+            days.retain(|(d, _, _)| Some(*d) == last);
+        }
+        let mut total = Amount::from_integer(0);
+        let mut complete = true;
+        for (day, currency, value) in days {
+            match book.convert(value, &currency, day) {
+                Some(v) => total += v,
+                None => {
+                    complete = false;
+                    missing.insert(MissingRate {
+                        currency: currency.clone(),
+                        date: day,
+                    });
+                }
+            }
+        }
+        let value = complete
+            .then(|| i64::try_from(round_half_even(total)).ok())
+            .flatten()
+            .map(serde_json::Number::from);
+        converted.push(SeriesPoint {
+            date,
+            value,
+            currency: Some(reporting.clone()),
+            status: None,
+        });
+    }
+    Ok((converted, missing.into_iter().take(100).collect()))
 }
 
 /// A stored metric's days as (day, dimension) → value.

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod audit_log;
 pub mod auth;
+pub mod fx_rates;
 pub mod health;
 pub mod integrations;
 pub mod invitations;
@@ -29,6 +30,7 @@ pub fn api_v1(cfg: &mut ServiceConfig) {
     integrations::configure(cfg);
     jobs::configure(cfg);
     metrics::configure(cfg);
+    fx_rates::configure(cfg);
 }
 
 /// A list response: `{"data": [...], "next_cursor": ...}`.

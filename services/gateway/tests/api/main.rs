@@ -5,6 +5,7 @@ mod audit;
 mod connect;
 mod dump;
 mod errors;
+mod fx;
 mod hardening;
 mod health;
 mod helpers;
