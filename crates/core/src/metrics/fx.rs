@@ -84,7 +84,7 @@ pub fn parse_csv(input: impl Read) -> Result<Vec<Rate>, FxError> {
             return Err(bad("base and quote are the same currency".into()));
         }
         let rate = record[3].to_owned();
-        if !parse_decimal(&rate).is_some_and(|r| r > Amount::from_integer(0)) {
+        if parse_decimal(&rate).is_none_or(|r| r <= Amount::from_integer(0)) {
             return Err(bad(format!("`{rate}` is not a positive decimal rate")));
         }
         rates.push(Rate {
