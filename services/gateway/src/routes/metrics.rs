@@ -40,9 +40,9 @@ pub enum Kind {
 }
 
 pub struct Definition {
-    key: &'static str,
-    label: &'static str,
-    unit: &'static str,
+    pub key: &'static str,
+    pub label: &'static str,
+    pub unit: &'static str,
     description: &'static str,
     dimension: Option<&'static str>,
     kind: Kind,
@@ -130,16 +130,16 @@ pub struct SeriesQuery {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SeriesPoint {
     /// The period's first day.
-    date: NaiveDate,
+    pub date: NaiveDate,
     /// Money: an integer in minor units of `currency`; counts: an integer; ratios: a fraction
     /// rounded half-even to six places. `null` where undefined (a rate with nothing paying at
     /// the start of the period, LTV without churn).
     #[schema(value_type = Option<f64>)]
-    value: Option<serde_json::Number>,
+    pub value: Option<serde_json::Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    currency: Option<String>,
+    pub currency: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<String>,
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -159,8 +159,8 @@ pub struct Series {
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
 pub struct MissingRate {
-    currency: String,
-    date: NaiveDate,
+    pub currency: String,
+    pub date: NaiveDate,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -178,16 +178,16 @@ pub struct Comparison {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Change {
     #[serde(skip_serializing_if = "Option::is_none")]
-    currency: Option<String>,
+    pub currency: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<String>,
+    pub status: Option<String>,
     #[schema(value_type = Option<f64>)]
-    current: Option<serde_json::Number>,
+    pub current: Option<serde_json::Number>,
     #[schema(value_type = Option<f64>)]
-    previous: Option<serde_json::Number>,
+    pub previous: Option<serde_json::Number>,
     /// (current − previous) ÷ previous, six places; `null` when previous is 0 or unknown.
     #[schema(value_type = Option<f64>)]
-    change: Option<serde_json::Number>,
+    pub change: Option<serde_json::Number>,
 }
 
 fn parse_day(field: &str, raw: &str) -> Result<NaiveDate, ApiError> {
@@ -445,7 +445,7 @@ async fn series(
 /// A money metric in the reporting currency: flows convert every day's amount at its day's
 /// rate and sum them; stocks convert the period's last day. Exact until each period's value is
 /// rounded half to even.
-async fn in_reporting_currency(
+pub async fn in_reporting_currency(
     conn: &mut biz_core::db::Conn,
     org_id: Uuid,
     definition: &Definition,

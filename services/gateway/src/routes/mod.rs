@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod audit_log;
 pub mod auth;
+pub mod dashboard;
 pub mod fx_rates;
 pub mod health;
 pub mod integrations;
@@ -31,6 +32,7 @@ pub fn api_v1(cfg: &mut ServiceConfig) {
     jobs::configure(cfg);
     metrics::configure(cfg);
     fx_rates::configure(cfg);
+    dashboard::configure(cfg);
 }
 
 /// A list response: `{"data": [...], "next_cursor": ...}`.

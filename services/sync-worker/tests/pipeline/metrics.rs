@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use provider_sim::config::StripeConfig;
 use provider_sim::stripe::Dataset;
 use reqwest::StatusCode;
@@ -504,6 +504,7 @@ async fn metrics_match_values_computed_from_the_account_at_three_dates() {
 
     churn_and_ltv_match_the_written_rules(&http, token, &base, &d.subscriptions).await;
     comparisons_are_right_across_month_and_year_boundaries(&http, token, &base, &d).await;
+    the_dashboard_cards_match_the_data_set(&http, token, &gateway, org, &d).await;
     a_convention_change_rebuilds_mrr(&http, token, &gateway, org, &d.subscriptions).await;
     a_time_zone_change_recuts_the_days(&http, token, &gateway, org, &d).await;
 }
@@ -578,6 +579,109 @@ async fn comparisons_are_right_across_month_and_year_boundaries(
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// The overview's cards for December 2025: in dollars, then in the reporting currency once
+/// daily rates are loaded (each day's charges at that day's rate).
+async fn the_dashboard_cards_match_the_data_set(
+    http: &reqwest::Client,
+    token: &str,
+    gateway: &str,
+    org: &str,
+    d: &Dataset,
+) {
+    let url = format!("{gateway}/api/v1/orgs/{org}/dashboard?from=2025-12-01&to=2025-12-31");
+    let [revenue, _, _] = flows(&d.charges, &d.refunds);
+    let (dec_from, dec_to): (NaiveDate, NaiveDate) =
+        ("2025-12-01".parse().unwrap(), "2025-12-31".parse().unwrap());
+    let in_dec = |day: &NaiveDate| *day >= dec_from && *day <= dec_to;
+    let usd_dec: i64 = revenue
+        .iter()
+        .filter(|((day, c), _)| in_dec(day) && c == "usd")
+        .map(|(_, v)| *v)
+        .sum();
+    let body = get(http, &format!("{url}&currency=usd"), token).await;
+    assert_eq!(body["sources"], serde_json::json!(["stripe"]));
+    assert_eq!(
+        (body["compare_from"].as_str(), body["compare_to"].as_str()),
+        (Some("2025-11-01"), Some("2025-11-30"))
+    );
+    let card = |body: &Value, key: &str| -> Value {
+        body["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["key"] == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {key} card in {body}"))
+    };
+    let rev = card(&body, "revenue");
+    assert_eq!(rev["value"], usd_dec);
+    assert_eq!(rev["currency"], "usd");
+    assert_eq!(rev["sparkline"].as_array().unwrap().len(), 31);
+    let mrr = card(&body, "mrr");
+    assert_eq!(mrr["value"], mrr_at(&d.subscriptions, dec_to)["usd"]);
+    let active = d
+        .subscriptions
+        .iter()
+        .filter(|s| mrr_scaled(s, dec_to).is_some())
+        .count();
+    assert_eq!(card(&body, "subscriptions_active")["value"], active);
+    assert!(card(&body, "churn")["value"].is_f64());
+
+    // In the reporting currency (USD) the other currencies need rates: none yet, so no guess.
+    let body = get(http, &url, token).await;
+    let rev = card(&body, "revenue");
+    assert!(rev["value"].is_null(), "{rev}");
+    assert!(!rev["missing_rates"].as_array().unwrap().is_empty());
+    // Daily rates for December, different every day: 1 EUR = (1.05 + day/1000) USD, and so on.
+    let mut csv = String::from("date,base,quote,rate\n");
+    let mut day = dec_from;
+    while day <= dec_to {
+        let n = day.day() as i128;
+        for (cur, base_milli) in [("EUR", 1_050), ("GBP", 1_250), ("JPY", 6)] {
+            csv.push_str(&format!(
+                "{day},{cur},USD,{}.{:03}\n",
+                (base_milli + n) / 1000,
+                (base_milli + n) % 1000
+            ));
+        }
+        day = day.succ_opt().unwrap();
+    }
+    let res = http
+        .post(format!("{gateway}/api/v1/orgs/{org}/fx-rates"))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Expected, in millicents × 1000 to stay exact: Σ per day amount × rate, rounded once.
+    let mut total_milli: i128 = 0; // thousandths of a cent
+    for ((day, cur), v) in revenue.iter().filter(|((day, _), _)| in_dec(day)) {
+        let n = day.day() as i128;
+        let v = *v as i128;
+        total_milli += match cur.as_str() {
+            "usd" => v * 1000,
+            "eur" => v * (1_050 + n),
+            "gbp" => v * (1_250 + n),
+            // Yen have no minor unit: ¥v = v × rate dollars = v × rate × 100 cents.
+            "jpy" => v * (6 + n) * 100,
+            other => panic!("{other}"),
+        };
+    }
+    let (q, r) = (total_milli / 1000, total_milli % 1000);
+    let want = if r * 2 > 1000 || (r * 2 == 1000 && q % 2 == 1) {
+        q + 1
+    } else {
+        q
+    };
+    let body = get(http, &url, token).await;
+    let rev = card(&body, "revenue");
+    assert_eq!(rev["currency"], "usd");
+    assert_eq!(rev["value"].as_i64().map(i128::from), Some(want), "{rev}");
+    assert!(rev.get("missing_rates").is_none());
 }
 
 /// The same charges cut into days in Los Angeles rather than UTC: the gateway rebuilds the
