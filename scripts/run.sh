@@ -13,6 +13,10 @@ addr="${BIZ__GATEWAY__ADDR:-127.0.0.1:8080}"
 sim_addr="${SIM_ADDR:-127.0.0.1:12111}"
 # Every provider base URL points at the simulator unless set otherwise.
 export BIZ__PROVIDERS__STRIPE_API_BASE="${BIZ__PROVIDERS__STRIPE_API_BASE:-http://$sim_addr}"
+export BIZ__PROVIDERS__STRIPE_CONNECT_BASE="${BIZ__PROVIDERS__STRIPE_CONNECT_BASE:-http://$sim_addr}"
+export BIZ__PROVIDERS__RESEND_API_BASE="${BIZ__PROVIDERS__RESEND_API_BASE:-http://$sim_addr}"
+# The simulator accepts any well-formed Resend key; a real one comes from the environment.
+export RESEND_API_KEY="${RESEND_API_KEY:-re_local_simulator_key}"
 url="http://$addr"
 bin=target/debug
 

@@ -48,6 +48,8 @@ pub fn document() -> &'static str {
             .into_utoipa_app()
             .openapi(ApiDoc::openapi())
             .configure(routes::health::configure)
+            .configure(routes::webhooks::configure)
+            .configure(routes::oauth::configure)
             .service(scope::scope("/api/v1").configure(routes::api_v1))
             .split_for_parts();
         api.to_pretty_json()
