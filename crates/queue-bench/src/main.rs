@@ -8,6 +8,7 @@
 //!   same apalis/Redis path) whose job does nothing but note how long it waited.
 
 mod backfill;
+mod dashboard;
 mod driver;
 mod login_timing;
 mod stack;
@@ -81,6 +82,20 @@ async fn main() -> anyhow::Result<()> {
             )?;
             Ok(())
         }
+        Some("dashboard") => {
+            let r = dashboard::run().await?;
+            println!(
+                "dashboard-bench: {} raw rows, {} rollup rows (loaded in {} s); dashboard p50 {} ms p95 {} ms; one-year daily series p50 {} ms p95 {} ms; raw aggregate p50 {} ms; series/raw = {}",
+                r["raw_rows"], r["rollup_rows"], r["load_seconds"], r["dashboard"]["p50_ms"], r["dashboard"]["p95_ms"],
+                r["series_one_year_daily"]["p50_ms"], r["series_one_year_daily"]["p95_ms"], r["raw_aggregate"]["p50_ms"], r["series_to_raw_ratio"]
+            );
+            std::fs::create_dir_all("target/bench")?;
+            std::fs::write(
+                "target/bench/dashboard.json",
+                serde_json::to_string_pretty(&r)?,
+            )?;
+            Ok(())
+        }
         Some("login-timing") => {
             let r = login_timing::run().await?;
             println!(
@@ -96,6 +111,6 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         None => driver::run().await,
-        Some(other) => anyhow::bail!("unknown command `{other}`; use `queue-bench [worker|webhooks|throttled|backfill|login-timing]`"),
+        Some(other) => anyhow::bail!("unknown command `{other}`; use `queue-bench [worker|webhooks|throttled|backfill|dashboard|login-timing]`"),
     }
 }

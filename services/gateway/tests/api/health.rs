@@ -109,7 +109,10 @@ async fn openapi_document_lists_the_routes() {
     }
     assert!(checked >= 40, "only {checked} routes found in the source");
     assert_eq!(
-        paths.values().map(|p| p.as_object().unwrap().len()).sum::<usize>(),
+        paths
+            .values()
+            .map(|p| p.as_object().unwrap().len())
+            .sum::<usize>(),
         checked,
         "the document and the source list the same operations"
     );
