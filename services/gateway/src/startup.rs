@@ -106,6 +106,7 @@ pub fn app(
         .configure(routes::webhooks::configure)
         .configure(routes::oauth::configure)
         .route("/api/v1/openapi.json", web::get().to(openapi::serve))
+        .map(|app| app.configure(crate::ui::configure))
         .service(
             scope::scope("/api/v1")
                 // Inner: the limiter needs the principal the outer one finds.

@@ -124,6 +124,11 @@ pub struct SyncRunView {
     /// Per resource: `{fetched, stored}`, updated after every stored page.
     #[schema(value_type = Object)]
     progress: Value,
+    /// The resources a backfill walks and which are finished: what a progress bar shows.
+    /// Providers do not say how many objects a list holds, so progress is counted in whole
+    /// resources; `percent` is 100 once the run has succeeded.
+    resources: Vec<ResourceProgress>,
+    percent: u8,
     attempts: i32,
     max_attempts: i32,
     /// When a queued run is next tried (after a backoff).
@@ -136,9 +141,53 @@ pub struct SyncRunView {
     error_code: Option<String>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResourceProgress {
+    name: String,
+    fetched: u64,
+    stored: u64,
+    done: bool,
+}
+
+/// The Stripe backfill's resources, in the order it reports them.
+const STRIPE_RESOURCES: [&str; 7] = [
+    "customers",
+    "prices",
+    "subscriptions",
+    "invoices",
+    "charges",
+    "payment_intents",
+    "refunds",
+];
+
+fn resources(r: &sync_runs::SyncRun) -> (Vec<ResourceProgress>, u8) {
+    let finished = r.status == "succeeded";
+    let walked: Vec<ResourceProgress> = STRIPE_RESOURCES
+        .iter()
+        .filter(|name| r.mode == "full" || r.progress.get(**name).is_some())
+        .map(|name| ResourceProgress {
+            name: (*name).to_owned(),
+            fetched: r.progress[*name]["fetched"].as_u64().unwrap_or(0),
+            stored: r.progress[*name]["stored"].as_u64().unwrap_or(0),
+            done: finished || r.checkpoint[*name]["done"] == true,
+        })
+        .collect();
+    let percent = if finished {
+        100
+    } else if walked.is_empty() {
+        0
+    } else {
+        (walked.iter().filter(|p| p.done).count() * 100 / walked.len()) as u8
+    };
+    (walked, percent)
+}
+
 impl From<&sync_runs::SyncRun> for SyncRunView {
     fn from(r: &sync_runs::SyncRun) -> Self {
+        let (resources, percent) = resources(r);
         SyncRunView {
+            resources,
+            percent,
             id: r.id,
             integration_id: r.integration_id,
             mode: r.mode.clone(),

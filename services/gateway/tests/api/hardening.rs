@@ -81,3 +81,37 @@ async fn deeply_nested_json_is_a_400_not_a_crash() {
     let res = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_is_served_at_the_root_within_its_policy() {
+    let app = spawn_app().await;
+    let page = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    // Same-origin files only: nothing inline for the policy to refuse.
+    assert!(html.contains(r#"<script src="/assets/app.js" defer></script>"#));
+    assert!(!html.contains("<script>") && !html.contains("style="));
+    assert!(csp.contains("script-src 'self'"));
+    for (path, kind) in [
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/app.css", "text/css"),
+    ] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::OK, "{path}");
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind),
+            "{path}"
+        );
+    }
+}
