@@ -1,6 +1,7 @@
 //! The job pipeline end to end: real `sync-worker` processes, real PostgreSQL and Redis, the
 //! provider simulator. Each test has its own database, simulator and queue prefix.
 
+mod browser;
 mod crash;
 mod harness;
 mod metrics;
