@@ -186,7 +186,12 @@ async function overview() {
   for (const c of ["usd", "eur", "gbp", "jpy"]) currency.append(el("option", { value: c }, c.toUpperCase()));
   currency.value = state.currency || "";
   currency.addEventListener("change", () => { state.currency = currency.value; render(); });
-  toolbar.append(...rangeInputs(() => render()), el("label", {}, "Currency", currency));
+  const lineMetric = el("select", { id: "line-metric" },
+    [["stripe_mrr", "MRR"], ["stripe_arr", "ARR"], ["stripe_arpu", "ARPU"], ["stripe_subscriptions_active", "Active subscriptions"], ["stripe_customers_total", "Customers"]]
+      .map(([k, label]) => el("option", { value: k }, label)));
+  lineMetric.value = state.lineMetric || "stripe_mrr";
+  lineMetric.addEventListener("change", () => { state.lineMetric = lineMetric.value; render(); });
+  toolbar.append(...rangeInputs(() => render()), el("label", {}, "Currency", currency), el("label", {}, "Chart", lineMetric));
   main().replaceChildren(el("h1", {}, "Overview"), toolbar, cards, charts);
 
   async function render() {
@@ -214,12 +219,15 @@ async function overview() {
         chart(c.sparkline, { height: 40, axis: false }));
     }));
     const seriesCur = state.currency || "usd";
-    const [mrr, revenue] = await Promise.all([
-      api("GET", `/orgs/${org}/metrics/stripe_mrr?from=${from}&to=${to}&currency=${seriesCur}`),
+    const metric = lineMetric.value;
+    const label = lineMetric.selectedOptions[0].textContent;
+    const [line, revenue] = await Promise.all([
+      api("GET", `/orgs/${org}/metrics/${metric}?from=${from}&to=${to}&currency=${seriesCur}`),
       api("GET", `/orgs/${org}/metrics/stripe_revenue?from=${from}&to=${to}&currency=${seriesCur}`),
     ]);
+    const money = line.unit === "money" ? ` (${seriesCur.toUpperCase()})` : "";
     charts.replaceChildren(
-      el("div", { class: "panel chart", id: "chart-mrr" }, el("h2", {}, `MRR (${seriesCur.toUpperCase()})`), chart(mrr.series)),
+      el("div", { class: "panel chart", id: "chart-line" }, el("h2", {}, `${label}${money}`), chart(line.series)),
       el("div", { class: "panel chart", id: "chart-revenue" }, el("h2", {}, `Revenue per day (${seriesCur.toUpperCase()})`), chart(revenue.series, { bars: true })),
     );
   }
@@ -332,8 +340,19 @@ async function teamPage() {
   main().replaceChildren(el("h1", {}, "Team"), members, el("h2", {}, "Pending invitations"), invites, form);
   async function render() {
     const m = (await api("GET", `/orgs/${org}/members`)).data;
-    members.replaceChildren(el("table", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, "Email"), el("th", {}, "Role")),
-      m.map((x) => el("tr", {}, el("td", {}, x.name), el("td", {}, x.email), el("td", {}, x.role)))));
+    const canManage = ["owner", "admin"].includes(state.org.role);
+    const roleCell = (x) => {
+      if (!canManage || x.role === "owner" || (state.user && x.user_id === state.user.id)) return x.role;
+      const select = el("select", { "data-member": x.user_id }, ["viewer", "member", "admin"].map((r) => el("option", { value: r }, r)));
+      select.value = x.role;
+      select.addEventListener("change", async () => {
+        try { await api("PATCH", `/orgs/${org}/members/${x.user_id}`, { role: select.value }); } catch (err) { alert(err.message); }
+        await render();
+      });
+      return select;
+    };
+    members.replaceChildren(el("table", { id: "member-list" }, el("tr", {}, el("th", {}, "Name"), el("th", {}, "Email"), el("th", {}, "Role")),
+      m.map((x) => el("tr", {}, el("td", {}, x.name), el("td", {}, x.email), el("td", {}, roleCell(x))))));
     let inv = [];
     try { inv = (await api("GET", `/orgs/${org}/invitations`)).data; } catch (_) { /* viewers cannot list them */ }
     invites.replaceChildren(inv.length
