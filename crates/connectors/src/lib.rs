@@ -5,6 +5,7 @@
 mod error;
 mod pacer;
 pub mod resend;
+pub mod shopify;
 pub mod stripe;
 
 use std::time::Duration;

@@ -204,6 +204,10 @@ pub struct ProviderSettings {
     pub stripe_webhook_secret: SecretString,
     pub shopify_client_id: String,
     pub shopify_client_secret: SecretString,
+    /// Access scopes asked for at install, comma-separated.
+    pub shopify_scopes: String,
+    /// The Admin API version every call is pinned to (Shopify's `YYYY-MM`).
+    pub shopify_api_version: String,
     pub resend_api_key: SecretString,
     /// The sender of account e-mails (password resets).
     pub email_from: String,

@@ -14,6 +14,25 @@ pub struct SimConfig {
     /// Per provider (`stripe`, `shopify`, …): a token bucket per credential.
     pub rate_limits: HashMap<String, RateLimit>,
     pub stripe: StripeConfig,
+    pub shopify: ShopifyConfig,
+}
+
+/// The Shopify app the simulated shops know: its OAuth callbacks are signed with this secret,
+/// and only this client may exchange codes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShopifyConfig {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl Default for ShopifyConfig {
+    fn default() -> Self {
+        ShopifyConfig {
+            client_id: "sim-shopify-client-id".into(),
+            client_secret: "sim-shopify-client-secret".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ pub mod config;
 mod control;
 mod record;
 pub mod resend;
+pub mod shopify;
 pub mod stripe;
 
 use std::collections::HashMap;
@@ -55,6 +56,12 @@ pub(crate) struct SimState {
     pub(crate) stripe_positions: stripe::Positions,
     /// Emails accepted by the Resend API, oldest first.
     pub resend_emails: Vec<serde_json::Value>,
+    /// Shopify OAuth codes not yet exchanged: (shop, code, scope).
+    pub shopify_codes: Vec<(String, String, String)>,
+    /// Shopify access tokens handed out: (shop, token).
+    pub shopify_tokens: Vec<(String, String)>,
+    /// Webhook subscriptions registered through the Admin API.
+    pub shopify_webhooks: Vec<serde_json::Value>,
 }
 
 struct Bucket {
@@ -93,6 +100,9 @@ impl Sim {
                 stripe_oauth_codes: Vec::new(),
                 stripe_positions: stripe::Positions::default(),
                 resend_emails: Vec::new(),
+                shopify_codes: Vec::new(),
+                shopify_tokens: Vec::new(),
+                shopify_webhooks: Vec::new(),
                 stripe,
                 config,
             })),
@@ -191,6 +201,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     control::configure(cfg);
     stripe::configure(cfg);
     resend::configure(cfg);
+    shopify::configure(cfg);
 }
 
 /// Serves the simulator on `listener` until the server is stopped.

@@ -28,6 +28,7 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list)
         .service(stripe_connect)
+        .service(shopify_install)
         .service(create)
         .service(show)
         .service(disconnect)
@@ -489,6 +490,87 @@ async fn stripe_connect(
             ("scope", "read_only"),
             ("state", raw.as_str()),
             ("redirect_uri", redirect_uri.as_str()),
+        ],
+    )
+    .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Found()
+        .insert_header(("Location", url.to_string()))
+        .finish())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ShopifyInstall {
+    /// The shop's myshopify domain, such as `acme.myshopify.com`.
+    shop: Option<String>,
+}
+
+/// A shop's myshopify domain, as the contract allows it.
+pub fn valid_shop(shop: &str) -> bool {
+    shop.strip_suffix(".myshopify.com").is_some_and(|name| {
+        name.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
+/// Starts installing the Shopify app on a shop (admins): a redirect to the shop's authorization
+/// page with the configured scopes and a one-time `state` (10 minutes) bound to this
+/// organisation, this user and this shop. Shopify sends the merchant back to
+/// `GET /oauth/shopify/callback`.
+#[utoipa::path(tag = "integrations", params(ShopifyInstall), responses((status = 302, description = "To {shop}/admin/oauth/authorize"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[get("/orgs/{org_id}/integrations/shopify/install")]
+async fn shopify_install(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<Uuid>,
+    query: web::Query<ShopifyInstall>,
+) -> Result<HttpResponse, ApiError> {
+    let org_id = path.into_inner();
+    let mut conn = state.conn().await?;
+    let access = who.require(&mut conn, org_id, Role::Admin).await?;
+    let shop = query
+        .shop
+        .as_deref()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if !valid_shop(&shop) {
+        return Err(ApiError::validation(
+            "invalid_shop",
+            "shop must be the store's myshopify domain, such as acme.myshopify.com",
+        ));
+    }
+    let providers = &state.settings.providers;
+    if providers.shopify_client_id.is_empty()
+        || providers.shopify_client_secret.expose_secret().is_empty()
+    {
+        return Err(ApiError::validation(
+            "shopify_not_configured",
+            "installing the Shopify app needs SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET",
+        ));
+    }
+    let raw = super::oauth::issue_state(
+        &mut conn,
+        "shopify",
+        org_id,
+        access.user_id,
+        json!({ "shop": shop }),
+    )
+    .await?;
+    let redirect_uri = format!(
+        "{}/oauth/shopify/callback",
+        state.settings.gateway.public_url.trim_end_matches('/')
+    );
+    let url = reqwest::Url::parse_with_params(
+        &format!(
+            "{}/admin/oauth/authorize",
+            connectors::shopify::shop_base(&providers.shopify_api_base, &shop)
+        ),
+        &[
+            ("client_id", providers.shopify_client_id.as_str()),
+            ("scope", providers.shopify_scopes.as_str()),
+            ("redirect_uri", redirect_uri.as_str()),
+            ("state", raw.as_str()),
         ],
     )
     .map_err(ApiError::internal)?;

@@ -12,6 +12,7 @@ use chrono::Utc;
 use connectors::stripe::exchange_connect_code;
 use connectors::ProviderError;
 use diesel_async::AsyncConnection;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
@@ -23,7 +24,194 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(stripe_callback);
+    cfg.service(stripe_callback).service(shopify_callback);
+}
+
+/// How far a Shopify callback's `timestamp` may be from our clock.
+const SHOPIFY_TIMESTAMP_TOLERANCE_SECS: i64 = 300;
+
+/// The topics subscribed at install (the privacy topics `customers/data_request`,
+/// `customers/redact` and `shop/redact` are set in the app's configuration, not through the API).
+pub const SHOPIFY_TOPICS: [&str; 11] = [
+    "orders/create",
+    "orders/updated",
+    "orders/cancelled",
+    "refunds/create",
+    "products/create",
+    "products/update",
+    "products/delete",
+    "customers/create",
+    "customers/update",
+    "customers/delete",
+    "app/uninstalled",
+];
+
+fn refusal(refused: StateRefusal) -> ApiError {
+    match refused {
+        StateRefusal::Unknown => {
+            ApiError::bad_request("invalid_state", "this state was not issued here")
+        }
+        StateRefusal::Used => ApiError::bad_request(
+            "state_used",
+            "this state was already used; start connecting again",
+        ),
+        StateRefusal::Expired => ApiError::bad_request(
+            "state_expired",
+            "this state expired; start connecting again",
+        ),
+    }
+}
+
+/// Shopify's redirect after the merchant approved the app. Checked in this order, each failure a
+/// 400 that stores nothing: the `hmac` over the other parameters (constant time), the shop's
+/// name, the `timestamp` (±5 minutes), the one-time `state` and that it was issued for this shop.
+/// Then the code is exchanged, the token stored sealed, and the webhooks registered.
+#[utoipa::path(tag = "oauth", responses((status = 302, description = "Installed; to the dashboard's integrations page"), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[get("/oauth/shopify/callback")]
+async fn shopify_callback(
+    state: web::Data<AppState>,
+    query: web::Query<Vec<(String, String)>>,
+) -> Result<HttpResponse, ApiError> {
+    let params = query.into_inner();
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let providers = &state.settings.providers;
+    biz_core::crypto::signatures::verify_shopify_query(
+        &params,
+        providers.shopify_client_secret.expose_secret().as_bytes(),
+    )
+    .map_err(|e| ApiError::bad_request("invalid_hmac", format!("the callback's hmac: {e}")))?;
+    let shop = get("shop").unwrap_or_default();
+    if !super::integrations::valid_shop(&shop) {
+        return Err(ApiError::bad_request(
+            "invalid_shop",
+            "shop is not a myshopify domain",
+        ));
+    }
+    let timestamp: i64 = get("timestamp")
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_timestamp", "the callback has no timestamp")
+        })?;
+    if (Utc::now().timestamp() - timestamp).abs() > SHOPIFY_TIMESTAMP_TOLERANCE_SECS {
+        return Err(ApiError::bad_request(
+            "stale_timestamp",
+            "the callback's timestamp is not recent; start installing again",
+        ));
+    }
+    let raw_state = get("state")
+        .ok_or_else(|| ApiError::bad_request("missing_state", "the callback has no state"))?;
+    let mut conn = state.conn().await?;
+    let issued = oauth_states::consume(&mut conn, &tokens::hash(&raw_state), "shopify")
+        .await?
+        .map_err(refusal)?;
+    if issued.context["shop"] != shop.as_str() {
+        return Err(ApiError::bad_request(
+            "shop_mismatch",
+            "the callback is for another shop than the install was started for",
+        ));
+    }
+    let code = get("code")
+        .ok_or_else(|| ApiError::bad_request("missing_code", "the callback has no code"))?;
+    let base = connectors::shopify::shop_base(&providers.shopify_api_base, &shop);
+    let grant = connectors::shopify::exchange_code(
+        &state.http,
+        &base,
+        &providers.shopify_client_id,
+        &providers.shopify_client_secret,
+        &code,
+    )
+    .await
+    .map_err(|e| match e {
+        ProviderError::Rejected { message, .. } | ProviderError::Unauthorized(message) => {
+            ApiError::bad_request(
+                "token_exchange_failed",
+                format!("Shopify refused the code: {message}"),
+            )
+        }
+        other => ApiError::Dependency {
+            code: "provider_unavailable",
+            message: format!("Shopify could not exchange the code just now ({other}); start again"),
+        },
+    })?;
+
+    let id = Uuid::new_v4();
+    let credentials = json!({ "access_token": grant.access_token, "scope": grant.scope });
+    let sealed = state
+        .keys
+        .encrypt(
+            &credentials.to_string(),
+            &integrations::credentials_context(id),
+        )
+        .map_err(ApiError::internal)?;
+    let org = issued.organization_id;
+    let interval = state.settings.jobs.default_sync_interval_seconds;
+    let actor = Actor {
+        user_id: issued.user_id,
+        api_key_id: None,
+        ip: None,
+        user_agent: None,
+    };
+    let settings = json!({ "api_version": providers.shopify_api_version, "scope": grant.scope });
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        integrations::insert(
+            conn,
+            &integrations::NewIntegration {
+                id,
+                organization_id: org,
+                provider: "shopify",
+                display_name: &shop,
+                external_account_id: Some(&shop),
+                credentials: Some(&sealed),
+                settings: &settings,
+                sync_interval_seconds: interval,
+                next_sync_at: None,
+                created_by: issued.user_id,
+            },
+        )
+        .await?;
+        audit::record(
+            conn,
+            &actor,
+            Some(org),
+            "integration.connect",
+            Some(("integration", id.to_string())),
+            json!({ "provider": "shopify", "via": "oauth_install", "shop": shop }),
+        )
+        .await
+    })
+    .await?;
+    // Subscriptions: a failure leaves the shop connected, synced on schedule only.
+    let token = secrecy::SecretString::from(grant.access_token.clone());
+    let address = format!(
+        "{}/webhooks/shopify",
+        state.settings.gateway.public_url.trim_end_matches('/')
+    );
+    for topic in SHOPIFY_TOPICS {
+        if let Err(e) = connectors::shopify::create_webhook(
+            &state.http,
+            &base,
+            &providers.shopify_api_version,
+            &token,
+            topic,
+            &address,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, topic, integration.id = %id, "could not subscribe a Shopify webhook");
+        }
+    }
+    Ok(HttpResponse::Found()
+        .insert_header((
+            "Location",
+            format!("/#/integrations?connected=shopify&integration_id={id}"),
+        ))
+        .finish())
 }
 
 /// How long a `state` stays valid.
@@ -184,7 +372,7 @@ async fn stripe_callback(
     Ok(HttpResponse::Found()
         .insert_header((
             "Location",
-            format!("/integrations?connected=stripe&integration_id={id}"),
+            format!("/#/integrations?connected=stripe&integration_id={id}"),
         ))
         .finish())
 }

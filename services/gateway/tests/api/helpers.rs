@@ -62,7 +62,9 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let sim = provider_sim::spawn(42).expect("start the provider simulator");
     // Each test gets its own simulator and its own Redis key prefix (so its own queues).
     let prefix = test_support::key_prefix("bt");
+    let shopify_base = format!("{sim}/shopify/{{shop}}");
     let mut all: Vec<(&str, &str)> = vec![
+        ("BIZ__PROVIDERS__SHOPIFY_API_BASE", &shopify_base),
         ("BIZ__PROVIDERS__STRIPE_API_BASE", &sim),
         ("BIZ__PROVIDERS__STRIPE_CONNECT_BASE", &sim),
         ("BIZ__PROVIDERS__RESEND_API_BASE", &sim),

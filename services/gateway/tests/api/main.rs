@@ -15,5 +15,6 @@ mod mfa;
 mod rate_limits;
 mod redaction;
 mod rotation;
+mod shopify_install;
 mod team;
 mod webhooks;
