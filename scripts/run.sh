@@ -15,6 +15,10 @@ sim_addr="${SIM_ADDR:-127.0.0.1:12111}"
 export BIZ__PROVIDERS__STRIPE_API_BASE="${BIZ__PROVIDERS__STRIPE_API_BASE:-http://$sim_addr}"
 export BIZ__PROVIDERS__STRIPE_CONNECT_BASE="${BIZ__PROVIDERS__STRIPE_CONNECT_BASE:-http://$sim_addr}"
 export BIZ__PROVIDERS__RESEND_API_BASE="${BIZ__PROVIDERS__RESEND_API_BASE:-http://$sim_addr}"
+export BIZ__PROVIDERS__SHOPIFY_API_BASE="${BIZ__PROVIDERS__SHOPIFY_API_BASE:-http://$sim_addr/shopify/{shop}}"
+# The simulated shops know this app (provider-sim's defaults).
+export SHOPIFY_CLIENT_ID="${SHOPIFY_CLIENT_ID:-sim-shopify-client-id}"
+export SHOPIFY_CLIENT_SECRET="${SHOPIFY_CLIENT_SECRET:-sim-shopify-client-secret}"
 # The simulator accepts any well-formed Resend key; a real one comes from the environment.
 export RESEND_API_KEY="${RESEND_API_KEY:-re_local_simulator_key}"
 url="http://$addr"

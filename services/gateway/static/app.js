@@ -278,7 +278,17 @@ async function integrationsPage() {
       error.textContent = err.message;
     }
   });
-  main().replaceChildren(el("h1", {}, "Integrations"), list, el("h2", {}, "Add a source"), keyForm);
+  const shopForm = el("form", { class: "card", id: "install-shopify" },
+    el("h2", {}, "Install on a Shopify store"),
+    el("label", {}, "Store domain", el("input", { name: "shop", required: "", placeholder: "your-store.myshopify.com", pattern: "[a-zA-Z0-9][a-zA-Z0-9-]*\\.myshopify\\.com" })),
+    el("button", { type: "submit" }, "Install"),
+  );
+  shopForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    // A plain navigation: the API answers with a redirect to the store's approval page.
+    location.href = `/api/v1/orgs/${org}/integrations/shopify/install?shop=${encodeURIComponent(shopForm.shop.value.trim().toLowerCase())}`;
+  });
+  main().replaceChildren(el("h1", {}, "Integrations"), list, el("h2", {}, "Add a source"), keyForm, shopForm);
 
   async function render() {
     const integrations = (await api("GET", `/orgs/${org}/integrations`)).data;
