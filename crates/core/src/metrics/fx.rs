@@ -133,8 +133,6 @@ struct Row {
     quote: String,
     #[diesel(sql_type = Text)]
     rate: String,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    own: bool,
 }
 
 /// The rates into one reporting currency over a range of days.
@@ -158,11 +156,11 @@ impl RateBook {
         let reporting = reporting.to_ascii_uppercase();
         let earliest = from.checked_sub_days(Days::new(STALE_DAYS)).unwrap_or(from);
         let rows: Vec<Row> = diesel::sql_query(
-            "SELECT day, base, quote, rate::text AS rate, organization_id IS NOT NULL AS own
+            "SELECT day, base, quote, rate::text AS rate
                FROM fx_rates
               WHERE (organization_id = $1 OR organization_id IS NULL)
                 AND (base = $2 OR quote = $2) AND day BETWEEN $3 AND $4
-              ORDER BY own",
+              ORDER BY organization_id IS NOT NULL",
         )
         .bind::<diesel::sql_types::Uuid, _>(organization_id)
         .bind::<Text, _>(&reporting)
@@ -176,7 +174,6 @@ impl RateBook {
         };
         // Global rows first, then the organisation's, which overwrite them.
         for r in rows {
-            let _ = r.own;
             let Some(rate) = parse_decimal(&r.rate).filter(|x| *x > Amount::from_integer(0)) else {
                 continue;
             };
@@ -188,6 +185,11 @@ impl RateBook {
             book.into.entry(source).or_default().insert(r.day, per_unit);
         }
         Ok(book)
+    }
+
+    /// The currency it converts into (upper case).
+    pub fn reporting(&self) -> &str {
+        &self.reporting
     }
 
     /// `minor` units of `currency` on `day`, in minor units of the reporting currency, exactly;

@@ -67,9 +67,9 @@ impl Principal {
         organization_id: Uuid,
         min: Role,
     ) -> Result<Access, ApiError> {
-        let role = match self {
+        let (role, mfa_missing) = match self {
             Principal::User { user_id, .. } => {
-                memberships::role_of(conn, organization_id, *user_id)
+                memberships::standing(conn, organization_id, *user_id)
                     .await?
                     .ok_or(ApiError::NotFound)?
             }
@@ -81,21 +81,18 @@ impl Principal {
                 if *key_org != organization_id {
                     return Err(ApiError::NotFound);
                 }
-                *role
+                // Keys are not people: an organisation's MFA requirement is not theirs.
+                (*role, false)
             }
         };
         if role < min {
             return Err(ApiError::role_too_low());
         }
-        if let Principal::User { user_id, .. } = self {
-            if biz_core::db::accounts::mfa::blocked_by_organization(conn, organization_id, *user_id)
-                .await?
-            {
-                return Err(ApiError::forbidden(
-                    "mfa_required_by_organization",
-                    "this organisation requires MFA: turn it on under /api/v1/auth/mfa first",
-                ));
-            }
+        if mfa_missing {
+            return Err(ApiError::forbidden(
+                "mfa_required_by_organization",
+                "this organisation requires MFA: turn it on under /api/v1/auth/mfa first",
+            ));
         }
         Ok(Access {
             organization_id,

@@ -118,6 +118,28 @@ pub(crate) async fn verify_password(p: SecretString, hash: String) -> Result<boo
         .map_err(ApiError::internal)
 }
 
+/// A new session's answer: the token, the user and the CSRF token, with the session cookie.
+fn session_answer(
+    state: &AppState,
+    user: &users::User,
+    token: &str,
+    session_id: Uuid,
+) -> HttpResponse {
+    let res = HttpResponse::Ok().json(LoginResponse {
+        token: token.to_owned(),
+        user: UserView::from(user),
+        csrf_token: csrf::token(&state.settings.security.session_secret, session_id),
+    });
+    with_session_cookie(res, state, token)
+}
+
+/// 204 with the session cookie cleared.
+fn signed_out(state: &AppState) -> HttpResponse {
+    let mut res = HttpResponse::NoContent().finish();
+    let _ = res.add_cookie(&cookie::cleared(state.settings.security.cookie_secure));
+    res
+}
+
 /// Starts a session; returns the bearer token (shown to the caller only) and the session id.
 async fn start_session(
     conn: &mut Conn,
@@ -318,12 +340,7 @@ async fn login(
         serde_json::json!({}),
     )
     .await?;
-    let res = HttpResponse::Ok().json(LoginResponse {
-        token: token.clone(),
-        user: UserView::from(&user),
-        csrf_token: csrf::token(&state.settings.security.session_secret, session_id),
-    });
-    Ok(with_session_cookie(res, &state, &token))
+    Ok(session_answer(&state, &user, &token, session_id))
 }
 
 /// Ends every session of the caller, on every device, and clears the cookie.
@@ -349,9 +366,7 @@ async fn logout_everywhere(
         serde_json::json!({ "sessions": ended }),
     )
     .await?;
-    let mut res = HttpResponse::NoContent().finish();
-    let _ = res.add_cookie(&cookie::cleared(state.settings.security.cookie_secure));
-    Ok(res)
+    Ok(signed_out(&state))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -409,12 +424,7 @@ async fn change_password(
             start_session(conn, &state, user_id, &actor).await
         })
         .await?;
-    let res = HttpResponse::Ok().json(LoginResponse {
-        token: token.clone(),
-        user: UserView::from(&user),
-        csrf_token: csrf::token(&state.settings.security.session_secret, session_id),
-    });
-    Ok(with_session_cookie(res, &state, &token))
+    Ok(session_answer(&state, &user, &token, session_id))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -559,9 +569,7 @@ async fn logout(
         serde_json::json!({}),
     )
     .await?;
-    let mut res = HttpResponse::NoContent().finish();
-    let _ = res.add_cookie(&cookie::cleared(state.settings.security.cookie_secure));
-    Ok(res)
+    Ok(signed_out(&state))
 }
 
 /// The caller: a user with their organisations, or an API key with its organisation.

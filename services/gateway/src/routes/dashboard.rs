@@ -117,18 +117,35 @@ async fn dashboard(
     sources.sort();
     sources.dedup();
 
+    // One rate book for both ranges: the comparison range lies before this one.
+    let book = biz_core::metrics::fx::RateBook::load(
+        &mut conn,
+        org_id,
+        &org.reporting_currency,
+        pf.min(from),
+        to,
+    )
+    .await?;
     let mut cards = Vec::new();
     if sources.iter().any(|s| s == "stripe") {
         for (key, metric) in STRIPE_CARDS {
             let definition = find_definition(metric)?;
             let card = if definition.unit == "money" && currency.is_none() {
-                let (now, mut missing) =
-                    in_reporting_currency(&mut conn, org_id, definition, (from, to), "total")
-                        .await?;
+                let (now, mut missing) = in_reporting_currency(
+                    &mut conn,
+                    org_id,
+                    &book,
+                    definition,
+                    (from, to),
+                    "total",
+                )
+                .await?;
                 let (then, _) =
-                    in_reporting_currency(&mut conn, org_id, definition, (pf, pt), "total").await?;
+                    in_reporting_currency(&mut conn, org_id, &book, definition, (pf, pt), "total")
+                        .await?;
                 let (sparkline, spark_missing) =
-                    in_reporting_currency(&mut conn, org_id, definition, (from, to), "day").await?;
+                    in_reporting_currency(&mut conn, org_id, &book, definition, (from, to), "day")
+                        .await?;
                 missing.extend(spark_missing);
                 missing.sort();
                 missing.dedup();

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use actix_web::{get, web};
 use biz_core::db::accounts::Role;
 use biz_core::metrics::derived::{self, Daily};
+use biz_core::metrics::fx::RateBook;
 use biz_core::metrics::rollup;
 use chrono::{Datelike, Days, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -386,8 +387,19 @@ async fn series(
         }
     }
     if query.in_reporting_currency == Some(true) {
-        let (series, missing_rates) =
-            in_reporting_currency(&mut conn, org_id, definition, (from, to), &granularity).await?;
+        let org = biz_core::db::accounts::organizations::find(&mut conn, org_id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let book = RateBook::load(&mut conn, org_id, &org.reporting_currency, from, to).await?;
+        let (series, missing_rates) = in_reporting_currency(
+            &mut conn,
+            org_id,
+            &book,
+            definition,
+            (from, to),
+            &granularity,
+        )
+        .await?;
         return Ok(web::Json(Series {
             key: definition.key,
             unit: definition.unit,
@@ -448,11 +460,11 @@ async fn series(
 pub async fn in_reporting_currency(
     conn: &mut biz_core::db::Conn,
     org_id: Uuid,
+    book: &RateBook,
     definition: &Definition,
     (from, to): (NaiveDate, NaiveDate),
     granularity: &str,
 ) -> Result<(Vec<SeriesPoint>, Vec<MissingRate>), ApiError> {
-    use biz_core::metrics::fx::RateBook;
     use biz_core::metrics::mrr::{round_half_even, Amount};
     if definition.unit != "money" || !matches!(definition.kind, Kind::Flow | Kind::Stock) {
         return Err(ApiError::validation(
@@ -463,11 +475,7 @@ pub async fn in_reporting_currency(
             ),
         ));
     }
-    let org = biz_core::db::accounts::organizations::find(conn, org_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let reporting = org.reporting_currency.to_lowercase();
-    let book = RateBook::load(conn, org_id, &reporting, from, to).await?;
+    let reporting = book.reporting().to_lowercase();
     let rows = rollup::series(conn, org_id, definition.key, from, to).await?;
     // Period → the days that count (all of them for flows, the last for stocks).
     let mut periods: BTreeMap<NaiveDate, Vec<(NaiveDate, String, i64)>> = BTreeMap::new();

@@ -46,6 +46,25 @@ pub const SHOPIFY_TOPICS: [&str; 11] = [
     "app/uninstalled",
 ];
 
+/// A failed code exchange: the provider's refusal is the caller's 400; anything else is the
+/// provider being unavailable.
+fn exchange_refused(provider: &str, e: ProviderError) -> ApiError {
+    match e {
+        ProviderError::Rejected { message, .. } | ProviderError::Unauthorized(message) => {
+            ApiError::bad_request(
+                "token_exchange_failed",
+                format!("{provider} refused the code: {message}"),
+            )
+        }
+        other => ApiError::Dependency {
+            code: "provider_unavailable",
+            message: format!(
+                "{provider} could not exchange the code just now ({other}); start again"
+            ),
+        },
+    }
+}
+
 fn refusal(refused: StateRefusal) -> ApiError {
     match refused {
         StateRefusal::Unknown => {
@@ -127,18 +146,7 @@ async fn shopify_callback(
         &code,
     )
     .await
-    .map_err(|e| match e {
-        ProviderError::Rejected { message, .. } | ProviderError::Unauthorized(message) => {
-            ApiError::bad_request(
-                "token_exchange_failed",
-                format!("Shopify refused the code: {message}"),
-            )
-        }
-        other => ApiError::Dependency {
-            code: "provider_unavailable",
-            message: format!("Shopify could not exchange the code just now ({other}); start again"),
-        },
-    })?;
+    .map_err(|e| exchange_refused("Shopify", e))?;
 
     let id = Uuid::new_v4();
     let credentials = json!({ "access_token": grant.access_token, "scope": grant.scope });
@@ -241,27 +249,9 @@ async fn stripe_callback(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing_state", "the callback has no state"))?;
     let mut conn = state.conn().await?;
-    let issued = match oauth_states::consume(&mut conn, &tokens::hash(raw_state), "stripe").await? {
-        Ok(issued) => issued,
-        Err(StateRefusal::Unknown) => {
-            return Err(ApiError::bad_request(
-                "invalid_state",
-                "this state was not issued here",
-            ))
-        }
-        Err(StateRefusal::Used) => {
-            return Err(ApiError::bad_request(
-                "state_used",
-                "this state was already used; start connecting again",
-            ))
-        }
-        Err(StateRefusal::Expired) => {
-            return Err(ApiError::bad_request(
-                "state_expired",
-                "this state expired; start connecting again",
-            ))
-        }
-    };
+    let issued = oauth_states::consume(&mut conn, &tokens::hash(raw_state), "stripe")
+        .await?
+        .map_err(refusal)?;
     if let Some(error) = q.error {
         let detail = q.error_description.unwrap_or_default();
         return Err(ApiError::bad_request(
@@ -287,18 +277,7 @@ async fn stripe_callback(
         &code,
     )
     .await
-    .map_err(|e| match e {
-        ProviderError::Rejected { message, .. } | ProviderError::Unauthorized(message) => {
-            ApiError::bad_request(
-                "token_exchange_failed",
-                format!("Stripe refused the code: {message}"),
-            )
-        }
-        other => ApiError::Dependency {
-            code: "provider_unavailable",
-            message: format!("Stripe could not exchange the code just now ({other}); start again"),
-        },
-    })?;
+    .map_err(|e| exchange_refused("Stripe", e))?;
 
     let id = Uuid::new_v4();
     let mut credentials = json!({ "api_key": grant.access_token, "connect": true });

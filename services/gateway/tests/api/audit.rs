@@ -8,17 +8,7 @@ use diesel_async::RunQueryDsl;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, PASSWORD};
-
-fn totp_code(secret: &str, offset_steps: i64) -> String {
-    let totp = totp_rs::Builder::new()
-        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
-        .with_account_name("test")
-        .build()
-        .unwrap();
-    let at = chrono::Utc::now().timestamp() + offset_steps * 30;
-    totp.generate(at as u64).to_string()
-}
+use crate::helpers::{spawn_app, totp_code, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_listed_action_leaves_a_row() {

@@ -211,6 +211,17 @@ impl TestApp {
     }
 }
 
+/// What an authenticator shows for `secret` (base32) `offset_steps` 30-second steps from now.
+pub fn totp_code(secret: &str, offset_steps: i64) -> String {
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
+        .with_account_name("test")
+        .build()
+        .unwrap();
+    let at = chrono::Utc::now().timestamp() + offset_steps * 30;
+    totp.generate(at as u64).to_string()
+}
+
 /// Asserts the contract's error body and returns its code.
 pub async fn error_code(res: Response, status: StatusCode) -> String {
     assert_eq!(res.status(), status, "unexpected status");

@@ -4,18 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{error_code, spawn_app, Account, TestApp, PASSWORD};
-
-/// The authenticator: the code for `now + offset_steps` steps.
-fn code(secret: &str, offset_steps: i64) -> String {
-    let totp = totp_rs::Builder::new()
-        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
-        .with_account_name("test")
-        .build()
-        .unwrap();
-    let at = chrono::Utc::now().timestamp() + offset_steps * 30;
-    totp.generate(at as u64).to_string()
-}
+use crate::helpers::{error_code, spawn_app, totp_code, Account, TestApp, PASSWORD};
 
 async fn login(app: &TestApp, email: &str, extra: Value) -> reqwest::Response {
     let mut body = json!({ "email": email, "password": PASSWORD });
@@ -58,7 +47,7 @@ async fn turn_on(app: &TestApp, who: &Account) -> (String, Vec<String>) {
         .post(
             "/api/v1/auth/mfa/totp/enable",
             &who.token,
-            json!({ "code": code(&secret, 0) }),
+            json!({ "code": totp_code(&secret, 0) }),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -92,13 +81,18 @@ async fn totp_codes_and_recovery_codes_each_work_once() {
         "invalid_mfa_code"
     );
     // The code that enabled MFA was used: not again.
-    let res = login(&app, &alice.email, json!({ "totp_code": code(&secret, 0) })).await;
+    let res = login(
+        &app,
+        &alice.email,
+        json!({ "totp_code": totp_code(&secret, 0) }),
+    )
+    .await;
     assert_eq!(
         error_code(res, StatusCode::UNAUTHORIZED).await,
         "invalid_mfa_code"
     );
     // The next step's code (within the ±1 step window) logs in, once.
-    let next = code(&secret, 1);
+    let next = totp_code(&secret, 1);
     let res = login(&app, &alice.email, json!({ "totp_code": next })).await;
     assert_eq!(res.status(), StatusCode::OK);
     let res = login(&app, &alice.email, json!({ "totp_code": next })).await;

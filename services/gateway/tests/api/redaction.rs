@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, test_settings, PASSWORD};
+use crate::helpers::{spawn_app_with, test_settings, totp_code, PASSWORD};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -29,16 +29,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     fn make_writer(&'a self) -> Self::Writer {
         CaptureWriter(self.0.clone())
     }
-}
-
-fn totp_code(secret: &str, offset_steps: i64) -> String {
-    let totp = totp_rs::Builder::new()
-        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
-        .with_account_name("test")
-        .build()
-        .unwrap();
-    let at = chrono::Utc::now().timestamp() + offset_steps * 30;
-    totp.generate(at as u64).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -83,6 +83,14 @@ async fn wait_for(c: &Client, css: &str, timeout: Duration) -> fantoccini::eleme
         .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
 }
 
+async fn click(c: &Client, css: &str) {
+    wait_for(c, css, Duration::from_secs(5))
+        .await
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn fill(c: &Client, css: &str, value: &str) {
     let field = wait_for(c, css, Duration::from_secs(10)).await;
     field.clear().await.unwrap();
@@ -130,27 +138,11 @@ async fn the_dashboard_works_in_a_real_browser() {
     fill(&c, "#signup-form input[name=email]", EMAIL).await;
     fill(&c, "#signup-form input[name=password]", PASSWORD).await;
     shot(&c, "01-signup").await;
-    wait_for(
-        &c,
-        "#signup-form button[type=submit]",
-        Duration::from_secs(5),
-    )
-    .await
-    .click()
-    .await
-    .unwrap();
+    click(&c, "#signup-form button[type=submit]").await;
 
     // Connect the simulator's Stripe by key, then watch the sync reach 100 %.
     fill(&c, "#connect-stripe input[name=api_key]", KEY).await;
-    wait_for(
-        &c,
-        "#connect-stripe button[type=submit]",
-        Duration::from_secs(5),
-    )
-    .await
-    .click()
-    .await
-    .unwrap();
+    click(&c, "#connect-stripe button[type=submit]").await;
     wait_for(&c, "[data-integration] .progress", Duration::from_secs(10)).await;
     shot(&c, "02-integration-syncing").await;
     wait_for(&c, "[data-percent=\"100\"]", Duration::from_secs(90)).await;
@@ -215,11 +207,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     )
     .await
     .unwrap();
-    wait_for(&c, "#range-apply", Duration::from_secs(5))
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#range-apply").await;
     let shown = {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -251,11 +239,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     let before = inner_html(&c, "#chart-revenue").await;
     set_date(&c, "range-from", "2025-10-01").await;
     set_date(&c, "range-to", "2025-10-31").await;
-    wait_for(&c, "#range-apply", Duration::from_secs(5))
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#range-apply").await;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let now = inner_html(&c, "#chart-revenue").await;
@@ -283,15 +267,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         "new.member@example.com",
     )
     .await;
-    wait_for(
-        &c,
-        "#invite-form button[type=submit]",
-        Duration::from_secs(5),
-    )
-    .await
-    .click()
-    .await
-    .unwrap();
+    click(&c, "#invite-form button[type=submit]").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(list) = c.find(Locator::Css("#invitation-list")).await {

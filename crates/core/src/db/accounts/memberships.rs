@@ -57,6 +57,30 @@ pub async fn role_of(
     Ok(found.as_deref().map(role))
 }
 
+/// The user's role in the organisation, and whether the organisation requires MFA that the
+/// user has not turned on — one query, as every organisation-scoped request asks both.
+#[tracing::instrument(skip(conn))]
+pub async fn standing(
+    conn: &mut Conn,
+    organization_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<(Role, bool)>, DbError> {
+    let found: Option<(String, bool, bool)> = memberships::table
+        .inner_join(organizations::table)
+        .inner_join(users::table)
+        .filter(memberships::organization_id.eq(organization_id))
+        .filter(memberships::user_id.eq(user_id))
+        .select((
+            memberships::role,
+            organizations::require_mfa,
+            users::totp_enabled_at.is_null(),
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(found.map(|(r, required, off)| (role(&r), required && off)))
+}
+
 /// The organisations the user belongs to, with their role, oldest membership first.
 #[tracing::instrument(skip(conn))]
 pub async fn organizations_of(

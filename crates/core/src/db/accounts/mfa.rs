@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -157,27 +157,4 @@ pub async fn disable(conn: &mut Conn, user_id: Uuid) -> Result<(), DbError> {
         Ok(())
     })
     .await
-}
-
-/// Whether the organisation requires MFA and this user does not have it on.
-pub async fn blocked_by_organization(
-    conn: &mut Conn,
-    organization_id: Uuid,
-    user_id: Uuid,
-) -> Result<bool, DbError> {
-    #[derive(QueryableByName)]
-    struct Blocked {
-        #[diesel(sql_type = Bool)]
-        blocked: bool,
-    }
-    let b: Option<Blocked> = diesel::sql_query(
-        "SELECT (o.require_mfa AND u.totp_enabled_at IS NULL) AS blocked
-           FROM organizations o, users u WHERE o.id = $1 AND u.id = $2",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(organization_id)
-    .bind::<diesel::sql_types::Uuid, _>(user_id)
-    .get_result(conn)
-    .await
-    .optional()?;
-    Ok(b.is_some_and(|b| b.blocked))
 }
