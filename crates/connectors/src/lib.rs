@@ -3,6 +3,7 @@
 //! job layer can decide between retrying, waiting and giving up.
 
 mod error;
+mod leaky_bucket;
 mod pacer;
 pub mod resend;
 pub mod shopify;
@@ -11,6 +12,7 @@ pub mod stripe;
 use std::time::Duration;
 
 pub use error::{retry_after, ProviderError};
+pub use leaky_bucket::LeakyBucket;
 pub use pacer::Pacer;
 
 /// The HTTP client type provider clients are built on.

@@ -208,6 +208,11 @@ pub struct ProviderSettings {
     pub shopify_scopes: String,
     /// The Admin API version every call is pinned to (Shopify's `YYYY-MM`).
     pub shopify_api_version: String,
+    /// The REST leaky bucket: calls it holds, and calls it leaks per second.
+    pub shopify_bucket_size: u32,
+    pub shopify_leak_per_second: f64,
+    /// How far before the last sync's start an incremental sync re-reads (`updated_at_min`).
+    pub shopify_overlap_seconds: u64,
     pub resend_api_key: SecretString,
     /// The sender of account e-mails (password resets).
     pub email_from: String,
@@ -315,6 +320,14 @@ impl Settings {
             (
                 "providers.stripe_live_requests_per_second",
                 self.providers.stripe_live_requests_per_second,
+            ),
+            (
+                "providers.shopify_leak_per_second",
+                self.providers.shopify_leak_per_second,
+            ),
+            (
+                "providers.shopify_bucket_size",
+                f64::from(self.providers.shopify_bucket_size),
             ),
         ] {
             if !(rate.is_finite() && rate > 0.0) {

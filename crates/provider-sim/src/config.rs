@@ -24,6 +24,12 @@ pub struct SimConfig {
 pub struct ShopifyConfig {
     pub client_id: String,
     pub client_secret: String,
+    /// Orders in each generated store.
+    pub orders: usize,
+    /// The REST leaky bucket: calls it holds, and calls leaked per second (standard plans: 40
+    /// and 2; Plus: 400 and 20).
+    pub bucket_size: u32,
+    pub leak_per_second: f64,
 }
 
 impl Default for ShopifyConfig {
@@ -31,6 +37,9 @@ impl Default for ShopifyConfig {
         ShopifyConfig {
             client_id: "sim-shopify-client-id".into(),
             client_secret: "sim-shopify-client-secret".into(),
+            orders: 300,
+            bucket_size: 40,
+            leak_per_second: 2.0,
         }
     }
 }

@@ -9,6 +9,8 @@
 // Handlers here return a ready HTTP answer as their error: its size does not matter in a test
 // server, and boxing every one would only add noise.
 #![allow(clippy::result_large_err)]
+// The simulated Shopify order is one large `json!` literal, as the API reference shows it.
+#![recursion_limit = "256"]
 
 pub mod config;
 mod control;
@@ -62,6 +64,22 @@ pub(crate) struct SimState {
     pub shopify_tokens: Vec<(String, String)>,
     /// Webhook subscriptions registered through the Admin API.
     pub shopify_webhooks: Vec<serde_json::Value>,
+    /// Each shop's store, generated on first use.
+    pub shopify_stores: HashMap<String, shopify::data::Store>,
+    /// The REST leaky bucket per shop and token.
+    pub(crate) shopify_buckets: HashMap<String, shopify::rest::LeakyBucket>,
+    /// Admin API calls served (not counting 429s).
+    pub shopify_calls: u64,
+}
+
+impl SimState {
+    /// The shop's store, generated from the seed on first use.
+    pub fn shopify_store(&mut self, shop: &str) -> &mut shopify::data::Store {
+        let (seed, orders) = (self.seed, self.config.shopify.orders);
+        self.shopify_stores
+            .entry(shop.to_owned())
+            .or_insert_with(|| shopify::data::Store::generate(seed, shop, orders))
+    }
 }
 
 struct Bucket {
@@ -103,6 +121,9 @@ impl Sim {
                 shopify_codes: Vec::new(),
                 shopify_tokens: Vec::new(),
                 shopify_webhooks: Vec::new(),
+                shopify_stores: HashMap::new(),
+                shopify_buckets: HashMap::new(),
+                shopify_calls: 0,
                 stripe,
                 config,
             })),
@@ -129,6 +150,10 @@ impl Sim {
             state.stripe_changes.clear();
             state.stripe_positions.clear();
         }
+        if config.shopify.orders != state.config.shopify.orders {
+            state.shopify_stores.clear();
+        }
+        state.shopify_buckets.clear();
         let fault_seed = config.faults.as_ref().map(|f| f.seed).unwrap_or(0);
         state.fault_rng = fastrand::Rng::with_seed(fault_seed);
         state.fault_hits = 0;

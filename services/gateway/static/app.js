@@ -17,7 +17,11 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
+// A request the rate limiter refused was not processed, so it is safe to send again once the
+// budget allows; a wait longer than this is shown to the user instead.
+const MAX_RETRY_WAIT_SECONDS = 15;
+
+async function api(method, path, body, attempt = 0) {
   const headers = { accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
   if (method !== "GET" && state.csrf) headers["x-csrf-token"] = state.csrf;
@@ -27,6 +31,13 @@ async function api(method, path, body) {
     credentials: "same-origin",
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  if (res.status === 429 && attempt < 2) {
+    const wait = Number(res.headers.get("retry-after") || "1");
+    if (wait <= MAX_RETRY_WAIT_SECONDS) {
+      await new Promise((resolve) => setTimeout(resolve, Math.max(wait, 1) * 1000));
+      return api(method, path, body, attempt + 1);
+    }
+  }
   const text = await res.text();
   const data = text ? JSON.parse(text) : null;
   if (!res.ok) throw new ApiError(res.status, data);
@@ -221,10 +232,16 @@ async function overview() {
     const seriesCur = state.currency || "usd";
     const metric = lineMetric.value;
     const label = lineMetric.selectedOptions[0].textContent;
-    const [line, revenue] = await Promise.all([
-      api("GET", `/orgs/${org}/metrics/${metric}?from=${from}&to=${to}&currency=${seriesCur}`),
-      api("GET", `/orgs/${org}/metrics/stripe_revenue?from=${from}&to=${to}&currency=${seriesCur}`),
-    ]);
+    let line, revenue;
+    try {
+      [line, revenue] = await Promise.all([
+        api("GET", `/orgs/${org}/metrics/${metric}?from=${from}&to=${to}&currency=${seriesCur}`),
+        api("GET", `/orgs/${org}/metrics/stripe_revenue?from=${from}&to=${to}&currency=${seriesCur}`),
+      ]);
+    } catch (err) {
+      charts.replaceChildren(el("p", { class: "error" }, err.message));
+      return;
+    }
     const money = line.unit === "money" ? ` (${seriesCur.toUpperCase()})` : "";
     charts.replaceChildren(
       el("div", { class: "panel chart", id: "chart-line" }, el("h2", {}, `${label}${money}`), chart(line.series)),
@@ -290,15 +307,32 @@ async function integrationsPage() {
   });
   main().replaceChildren(el("h1", {}, "Integrations"), list, el("h2", {}, "Add a source"), keyForm, shopForm);
 
+  // Polled only while a run is queued or running, so an idle page spends none of the user's
+  // read budget (100 a minute by default).
+  let busy = false;
   async function render() {
-    const integrations = (await api("GET", `/orgs/${org}/integrations`)).data;
+    let integrations;
+    try {
+      integrations = (await api("GET", `/orgs/${org}/integrations`)).data;
+    } catch (err) {
+      list.replaceChildren(el("p", { class: "error" }, err.message));
+      return;
+    }
+    busy = false;
     if (integrations.length === 0) {
       list.replaceChildren(el("div", { class: "empty" }, "No sources connected yet."));
       return;
     }
     const rows = await Promise.all(integrations.map(async (i) => {
-      const runs = (await api("GET", `/orgs/${org}/integrations/${i.id}/sync-runs?limit=1`)).data;
+      let runs;
+      try {
+        runs = (await api("GET", `/orgs/${org}/integrations/${i.id}/sync-runs?limit=1`)).data;
+      } catch (err) {
+        busy = true; // try again on the next tick
+        return el("div", { class: "panel", "data-integration": i.id }, el("h2", {}, i.display_name || i.provider), el("p", { class: "error" }, err.message));
+      }
       const run = runs[0];
+      if (run && (run.status === "queued" || run.status === "running")) busy = true;
       const bar = el("div", { class: "progress", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" }, el("div"));
       const percent = run ? run.percent : 0;
       bar.setAttribute("aria-valuenow", String(percent));
@@ -321,7 +355,7 @@ async function integrationsPage() {
   }
   await render();
   // Live progress while anything is syncing.
-  state.timers.push(setInterval(render, 1000));
+  state.timers.push(setInterval(() => { if (busy) render(); }, 2000));
 }
 
 async function teamPage() {

@@ -12,6 +12,8 @@ mod lease;
 mod rollups;
 mod run;
 mod scheduler;
+mod shopify;
+mod shopify_events;
 mod stripe;
 mod sweeper;
 mod webhook;

@@ -162,6 +162,10 @@ async fn execute(
             let api_key = credential(&credentials, "api_key")?;
             crate::stripe::sync(ctx, run, &integration, api_key, keeper).await
         }
+        "shopify" => {
+            let token = credential(&credentials, "access_token")?;
+            crate::shopify::sync(ctx, run, &integration, token, keeper).await
+        }
         other => Err(SyncError::Unsupported(other.to_owned())),
     }
 }

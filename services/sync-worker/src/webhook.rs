@@ -35,6 +35,7 @@ pub async fn handle(
     ctx.metrics.started(name);
     let result = match event.provider.as_str() {
         "stripe" => apply_stripe(&mut conn, &event).await,
+        "shopify" => crate::shopify_events::apply(&mut conn, &event).await,
         other => Err(ApplyError::Unsupported(other.to_owned())),
     };
     match result {
@@ -61,7 +62,7 @@ pub async fn handle(
 }
 
 #[derive(Debug, thiserror::Error)]
-enum ApplyError {
+pub enum ApplyError {
     #[error("the stored payload is not an event: {0}")]
     Payload(String),
     #[error("database: {0}")]

@@ -107,6 +107,19 @@ pub async fn find_by_account(
         .optional()?)
 }
 
+/// The newest integration of a Shopify shop in any status: the privacy webhooks (`shop/redact`
+/// comes 48 hours after `app/uninstalled`) concern disconnected shops too.
+pub async fn find_shop(conn: &mut Conn, shop: &str) -> Result<Option<Integration>, DbError> {
+    Ok(integrations::table
+        .filter(integrations::provider.eq("shopify"))
+        .filter(integrations::external_account_id.eq(shop))
+        .order(integrations::created_at.desc())
+        .select(Integration::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 #[tracing::instrument(skip(conn))]
 pub async fn list(conn: &mut Conn, organization_id: Uuid) -> Result<Vec<Integration>, DbError> {
     Ok(integrations::table

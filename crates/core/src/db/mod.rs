@@ -8,6 +8,7 @@ pub mod integrations;
 pub mod oauth_states;
 pub mod rotation;
 pub mod scheduler;
+pub mod shopify;
 pub mod schema;
 pub mod stripe;
 pub mod sync_runs;

@@ -33,6 +33,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    commerce_product_daily (organization_id, source, day, product_id, currency) {
+        organization_id -> Uuid,
+        source -> Text,
+        day -> Date,
+        product_id -> Text,
+        currency -> Text,
+        title -> Text,
+        units_sold -> Int8,
+        units_returned -> Int8,
+        gross -> Numeric,
+        discounts -> Numeric,
+        returns -> Numeric,
+    }
+}
+
+diesel::table! {
     fx_rates (id) {
         id -> Int8,
         organization_id -> Nullable<Uuid>,
@@ -180,6 +196,34 @@ diesel::table! {
 }
 
 diesel::table! {
+    shopify_data_requests (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        integration_id -> Uuid,
+        shopify_request_id -> Nullable<Int8>,
+        shopify_customer_id -> Int8,
+        export -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    shopify_objects (integration_id, kind, shopify_id) {
+        organization_id -> Uuid,
+        integration_id -> Uuid,
+        kind -> Text,
+        shopify_id -> Int8,
+        updated_at -> Timestamptz,
+        processed_at -> Nullable<Timestamptz>,
+        customer_id -> Nullable<Int8>,
+        last_activity_at -> Nullable<Timestamptz>,
+        redacted -> Bool,
+        raw -> Jsonb,
+        synced_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     stripe_objects (integration_id, object_type, stripe_id) {
         organization_id -> Uuid,
         integration_id -> Uuid,
@@ -257,6 +301,7 @@ diesel::table! {
 
 diesel::joinable!(api_keys -> organizations (organization_id));
 diesel::joinable!(api_keys -> users (created_by));
+diesel::joinable!(commerce_product_daily -> organizations (organization_id));
 diesel::joinable!(fx_rates -> organizations (organization_id));
 diesel::joinable!(integrations -> organizations (organization_id));
 diesel::joinable!(integrations -> users (created_by));
@@ -270,6 +315,10 @@ diesel::joinable!(oauth_states -> organizations (organization_id));
 diesel::joinable!(oauth_states -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(shopify_data_requests -> integrations (integration_id));
+diesel::joinable!(shopify_data_requests -> organizations (organization_id));
+diesel::joinable!(shopify_objects -> integrations (integration_id));
+diesel::joinable!(shopify_objects -> organizations (organization_id));
 diesel::joinable!(stripe_objects -> integrations (integration_id));
 diesel::joinable!(stripe_objects -> organizations (organization_id));
 diesel::joinable!(sync_runs -> integrations (integration_id));
@@ -280,6 +329,7 @@ diesel::joinable!(webhook_events -> organizations (organization_id));
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_log,
+    commerce_product_daily,
     fx_rates,
     integrations,
     invitations,
@@ -292,6 +342,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     password_resets,
     scheduler_ticks,
     sessions,
+    shopify_data_requests,
+    shopify_objects,
     stripe_objects,
     sync_runs,
     users,

@@ -1,4 +1,4 @@
-//! Daily rollups of Stripe's metrics, per organisation, day in the organisation's time zone, and
+//! Daily rollups of Stripe's metrics (and, through [`super::commerce`], Shopify's), per organisation, day in the organisation's time zone, and
 //! dimension. Whatever changes provider data marks the organisation dirty from the first day it
 //! affects (in the same transaction); a worker recomputes from that day to today only.
 //!
@@ -64,13 +64,16 @@ pub async fn mark_dirty(
 }
 
 /// Marks the organisation's whole history dirty, because its time zone or MRR convention
-/// changed: from the day before its earliest Stripe object (UTC), which covers any zone's shift.
-/// Nothing to do for an organisation without data.
+/// changed: from the day before its earliest Stripe object or Shopify order (UTC), which covers
+/// any zone's shift. Nothing to do for an organisation without data.
 pub async fn mark_all_dirty(conn: &mut Conn, organization_id: Uuid) -> Result<(), DbError> {
     diesel::sql_query(
         "INSERT INTO metric_dirty (organization_id, dirty_from)
-         SELECT $1, (min(created) AT TIME ZONE 'UTC')::date - 1
-           FROM stripe_objects WHERE organization_id = $1 HAVING min(created) IS NOT NULL
+         SELECT $1, (min(first) AT TIME ZONE 'UTC')::date - 1 FROM (
+             SELECT min(created) AS first FROM stripe_objects WHERE organization_id = $1
+             UNION ALL
+             SELECT min(processed_at) FROM shopify_objects WHERE organization_id = $1 AND kind = 'order'
+         ) f HAVING min(first) IS NOT NULL
          ON CONFLICT (organization_id) DO UPDATE
             SET dirty_from = LEAST(metric_dirty.dirty_from, EXCLUDED.dirty_from), marked_at = now()",
     )
@@ -375,7 +378,8 @@ pub async fn recompute(
     .bind::<Array<Text>, _>(values)
     .execute(conn)
     .await?;
-    Ok(flows + stocks)
+    let commerce = super::commerce::recompute(conn, organization_id, from, start, tz).await?;
+    Ok(flows + stocks + commerce)
 }
 
 /// The subscription with each tiered price's `tiers` filled in from the synced prices.

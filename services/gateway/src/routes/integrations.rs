@@ -150,7 +150,7 @@ pub struct ResourceProgress {
     done: bool,
 }
 
-/// The Stripe backfill's resources, in the order it reports them.
+/// The resources a backfill walks, per provider, in the order runs report them.
 const STRIPE_RESOURCES: [&str; 7] = [
     "customers",
     "prices",
@@ -160,12 +160,22 @@ const STRIPE_RESOURCES: [&str; 7] = [
     "payment_intents",
     "refunds",
 ];
+const SHOPIFY_RESOURCES: [&str; 3] = ["customers", "products", "orders"];
 
 fn resources(r: &sync_runs::SyncRun) -> (Vec<ResourceProgress>, u8) {
     let finished = r.status == "succeeded";
-    let walked: Vec<ResourceProgress> = STRIPE_RESOURCES
+    // A run's provider shows in what it walks: Shopify's runs write all three of theirs when
+    // they start; a run not started yet lists nothing.
+    let shopify = r.progress.get("orders").is_some() || r.progress.get("products").is_some();
+    let known: &[&str] = if shopify {
+        &SHOPIFY_RESOURCES
+    } else {
+        &STRIPE_RESOURCES
+    };
+    let started = r.progress.as_object().is_some_and(|p| !p.is_empty());
+    let walked: Vec<ResourceProgress> = known
         .iter()
-        .filter(|name| r.mode == "full" || r.progress.get(**name).is_some())
+        .filter(|name| (r.mode == "full" && started) || r.progress.get(**name).is_some())
         .map(|name| ResourceProgress {
             name: (*name).to_owned(),
             fetched: r.progress[*name]["fetched"].as_u64().unwrap_or(0),
@@ -428,7 +438,7 @@ async fn register_stripe_webhook(state: &AppState, id: Uuid, credentials: &mut V
 
 /// Pushes the run's job. If Redis is away the run stays queued and a worker's sweeper pushes it
 /// once Redis is back, so the request still succeeds.
-async fn enqueue(
+pub(crate) async fn enqueue(
     state: &AppState,
     conn: &mut biz_core::db::Conn,
     run: &sync_runs::SyncRun,

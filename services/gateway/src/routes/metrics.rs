@@ -38,6 +38,11 @@ pub enum Kind {
     CustomerChurnRate,
     MrrChurnRate,
     Ltv,
+    /// A stored sum over a stored count, per currency and period, rounded half-even.
+    Average {
+        sum: &'static str,
+        count: &'static str,
+    },
 }
 
 pub struct Definition {
@@ -49,7 +54,7 @@ pub struct Definition {
     kind: Kind,
 }
 
-const CATALOG: [Definition; 19] = [
+const CATALOG: [Definition; 30] = [
     Definition { key: "stripe_revenue", label: "Revenue", unit: "money", description: "Succeeded charges' amount, by the day they were created.", dimension: Some("currency"), kind: Kind::Flow },
     Definition { key: "stripe_net_revenue", label: "Net revenue", unit: "money", description: "Succeeded charges' amount minus what was refunded of them, by the day the charge was created.", dimension: Some("currency"), kind: Kind::Flow },
     Definition { key: "stripe_refunds_total", label: "Refunds", unit: "money", description: "Succeeded refunds' amount, by the day they were created.", dimension: Some("currency"), kind: Kind::Flow },
@@ -69,6 +74,17 @@ const CATALOG: [Definition; 19] = [
     Definition { key: "stripe_customer_churn_rate", label: "Customer churn rate", unit: "ratio", description: "Customers who stopped paying in the period ÷ paying customers the day before it.", dimension: None, kind: Kind::CustomerChurnRate },
     Definition { key: "stripe_mrr_churn_rate", label: "MRR churn rate", unit: "ratio", description: "Churned plus contraction MRR in the period ÷ MRR the day before it.", dimension: Some("currency"), kind: Kind::MrrChurnRate },
     Definition { key: "stripe_ltv", label: "Lifetime value", unit: "money", description: "ARPU at the end of the period ÷ the customer churn rate of the 30 days ending then.", dimension: Some("currency"), kind: Kind::Ltv },
+    Definition { key: "shopify_orders", label: "Orders", unit: "count", description: "Orders (not test orders; cancelled, pending and refunded ones included) by the local day of processed_at.", dimension: None, kind: Kind::Flow },
+    Definition { key: "shopify_revenue_gross", label: "Gross sales", unit: "money", description: "Σ line price × quantity before discounts, shipping and taxes (tax taken out where prices include it), on the order's day.", dimension: Some("currency"), kind: Kind::Flow },
+    Definition { key: "shopify_discounts", label: "Discounts", unit: "money", description: "Σ the lines' discount allocations (order-level discounts included), on the order's day.", dimension: Some("currency"), kind: Kind::Flow },
+    Definition { key: "shopify_returns", label: "Returns", unit: "money", description: "Σ refunded lines' subtotal (tax out where included) on the refund's day; a cancellation returns what refunds have not.", dimension: Some("currency"), kind: Kind::Flow },
+    Definition { key: "shopify_revenue_net", label: "Net sales", unit: "money", description: "Gross sales − discounts − returns, per day (negative on a day of returns).", dimension: Some("currency"), kind: Kind::Flow },
+    Definition { key: "shopify_aov", label: "Average order value", unit: "money", description: "(Gross sales − discounts) of the period's orders ÷ their count, rounded half-even; later returns do not change it.", dimension: Some("currency"), kind: Kind::Average { sum: "shopify_aov_sales", count: "shopify_aov_orders" } },
+    Definition { key: "shopify_refunds", label: "Refunds", unit: "money", description: "Money given back: successful refund transactions, on their day, in the shop's currency.", dimension: Some("currency"), kind: Kind::Flow },
+    Definition { key: "shopify_customers_new", label: "New customers", unit: "count", description: "Customers whose first order (over all history, per shop) is on that day; guests are not counted.", dimension: None, kind: Kind::Flow },
+    Definition { key: "shopify_customers_returning", label: "Returning customers", unit: "count", description: "Customers ordering on a day after the day of their first order; once per day; guests are not counted.", dimension: None, kind: Kind::Flow },
+    Definition { key: "shopify_units_sold", label: "Units sold", unit: "count", description: "Σ line quantities, on the order's day.", dimension: None, kind: Kind::Flow },
+    Definition { key: "shopify_units_returned", label: "Units returned", unit: "count", description: "Σ refunded line quantities on the refund's day, and a cancellation's remaining units on its day.", dimension: None, kind: Kind::Flow },
 ];
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -102,7 +118,7 @@ async fn catalog(
                 label: d.label,
                 unit: d.unit,
                 description: d.description,
-                source: "stripe",
+                source: d.key.split('_').next().unwrap_or_default(),
                 dimension: d.dimension,
             })
             .collect(),
@@ -259,6 +275,9 @@ pub async fn points(
     granularity: &str,
     currency: Option<&str>,
 ) -> Result<Vec<SeriesPoint>, ApiError> {
+    if let Kind::Average { sum, count } = definition.kind {
+        return average(conn, org_id, (sum, count), (from, to), granularity, currency).await;
+    }
     if !matches!(definition.kind, Kind::Flow | Kind::Stock) {
         return derive(conn, org_id, definition, (from, to), granularity, currency).await;
     }
@@ -289,6 +308,49 @@ pub async fn points(
             value: Some(value.into()),
             currency: (definition.dimension == Some("currency")).then(|| dimension.clone()),
             status: (definition.dimension == Some("status")).then_some(dimension),
+        })
+        .collect())
+}
+
+/// A stored sum over a stored count per period and currency (AOV).
+async fn average(
+    conn: &mut biz_core::db::Conn,
+    org_id: Uuid,
+    (sum, count): (&str, &str),
+    (from, to): (NaiveDate, NaiveDate),
+    granularity: &str,
+    currency: Option<&str>,
+) -> Result<Vec<SeriesPoint>, ApiError> {
+    let mut folded: BTreeMap<(NaiveDate, String), (i64, i64)> = BTreeMap::new();
+    for (metric, slot) in [(sum, 0), (count, 1)] {
+        for p in rollup::series(conn, org_id, metric, from, to).await? {
+            if currency.is_some_and(|c| c != p.dimension) {
+                continue;
+            }
+            let value = integer(&p.value)?;
+            let entry = folded
+                .entry((period_start(p.day, granularity, from), p.dimension))
+                .or_default();
+            if slot == 0 {
+                entry.0 += value;
+            } else {
+                entry.1 += value;
+            }
+        }
+    }
+    Ok(folded
+        .into_iter()
+        .filter(|(_, (_, n))| *n > 0)
+        .map(|((date, dimension), (total, n))| {
+            let value = biz_core::metrics::mrr::round_half_even(
+                biz_core::metrics::mrr::Amount::new(total.into(), n.into()),
+            ) as i64;
+            SeriesPoint {
+                date,
+                value: Some(value.into()),
+                currency: Some(dimension),
+                status: None,
+            }
         })
         .collect())
 }
@@ -625,7 +687,7 @@ async fn derive(
                 }
             }
         }
-        Kind::Flow | Kind::Stock => {}
+        Kind::Flow | Kind::Stock | Kind::Average { .. } => {}
     }
     Ok(points)
 }

@@ -166,7 +166,8 @@ async fn shopify_callback(
         user_agent: None,
     };
     let settings = json!({ "api_version": providers.shopify_api_version, "scope": grant.scope });
-    conn.transaction::<_, ApiError, _>(async |conn| {
+    let max_attempts = state.settings.jobs.max_attempts;
+    let run = conn.transaction::<_, ApiError, _>(async |conn| {
         integrations::insert(
             conn,
             &integrations::NewIntegration {
@@ -178,9 +179,19 @@ async fn shopify_callback(
                 credentials: Some(&sealed),
                 settings: &settings,
                 sync_interval_seconds: interval,
-                next_sync_at: None,
+                next_sync_at: Some(Utc::now() + chrono::Duration::seconds(interval.into())),
                 created_by: issued.user_id,
             },
+        )
+        .await?;
+        // The backfill starts with the install; it is queued once the webhooks are subscribed.
+        let (run, _) = sync_runs::create_or_existing(
+            conn,
+            org,
+            id,
+            SyncMode::Full.as_str(),
+            "connect",
+            max_attempts,
         )
         .await?;
         audit::record(
@@ -191,7 +202,8 @@ async fn shopify_callback(
             Some(("integration", id.to_string())),
             json!({ "provider": "shopify", "via": "oauth_install", "shop": shop }),
         )
-        .await
+        .await?;
+        Ok(run)
     })
     .await?;
     // Subscriptions: a failure leaves the shop connected, synced on schedule only.
@@ -214,6 +226,7 @@ async fn shopify_callback(
             tracing::warn!(error = %e, topic, integration.id = %id, "could not subscribe a Shopify webhook");
         }
     }
+    super::integrations::enqueue(&state, &mut conn, &run, SyncMode::Full).await;
     Ok(HttpResponse::Found()
         .insert_header((
             "Location",

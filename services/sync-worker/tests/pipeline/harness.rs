@@ -116,6 +116,12 @@ impl Harness {
             ("REDIS_URL".into(), redis_url()),
             ("BIZ__REDIS__KEY_PREFIX".into(), self.prefix.clone()),
             ("BIZ__PROVIDERS__STRIPE_API_BASE".into(), self.sim.clone()),
+            (
+                "BIZ__PROVIDERS__SHOPIFY_API_BASE".into(),
+                format!("{}/shopify/{{shop}}", self.sim),
+            ),
+            ("SHOPIFY_CLIENT_ID".into(), SHOPIFY_CLIENT_ID.into()),
+            ("SHOPIFY_CLIENT_SECRET".into(), SHOPIFY_CLIENT_SECRET.into()),
         ];
         env.extend(
             FAST.iter()
@@ -374,6 +380,10 @@ impl Harness {
     }
 }
 
+/// The simulator's Shopify app.
+pub const SHOPIFY_CLIENT_ID: &str = "sim-shopify-client-id";
+pub const SHOPIFY_CLIENT_SECRET: &str = "sim-shopify-client-secret";
+
 fn settings(db_url: &str, prefix: &str, sim: &str) -> Settings {
     let vars = std::collections::HashMap::from([
         ("ENCRYPTION_KEY".to_owned(), ENCRYPTION_KEY.to_owned()),
@@ -387,6 +397,12 @@ fn settings(db_url: &str, prefix: &str, sim: &str) -> Settings {
         ("REDIS_URL".to_owned(), redis_url()),
         ("BIZ__REDIS__KEY_PREFIX".to_owned(), prefix.to_owned()),
         ("BIZ__PROVIDERS__STRIPE_API_BASE".to_owned(), sim.to_owned()),
+        (
+            "BIZ__PROVIDERS__SHOPIFY_API_BASE".to_owned(),
+            format!("{sim}/shopify/{{shop}}"),
+        ),
+        ("SHOPIFY_CLIENT_ID".to_owned(), SHOPIFY_CLIENT_ID.to_owned()),
+        ("SHOPIFY_CLIENT_SECRET".to_owned(), SHOPIFY_CLIENT_SECRET.to_owned()),
     ]);
     Settings::load_from(&config_dir(), &vars).unwrap().0
 }

@@ -15,6 +15,8 @@
 //!   token 401 `{"errors": "[API] Invalid API key or access token (unrecognized login or wrong
 //!   password)"}`; a missing field 422 `{"errors": {"field": ["can't be blank"]}}`.
 //! - Tests read what was registered at `GET /_sim/shopify/webhooks`.
+//! - The REST resources the sync reads are in [`rest`], the store behind them in [`data`], and
+//!   the test controls (store contents, changes with their webhooks) in `control`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -23,7 +25,15 @@ use serde_json::{json, Value};
 
 use crate::Sim;
 
+mod control;
+pub mod data;
+pub mod rest;
+
+pub use control::body_hmac;
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    rest::configure(cfg);
+    control::configure(cfg);
     cfg.route(
         "/shopify/{shop}/admin/oauth/authorize",
         web::get().to(authorize),
