@@ -225,7 +225,10 @@ impl ShopifyClient {
                         retry_after: Some(wait),
                     });
                 }
-                tracing::debug!(wait_ms = wait.as_millis() as u64, "Shopify 429; waiting as told");
+                tracing::debug!(
+                    wait_ms = wait.as_millis() as u64,
+                    "Shopify 429; waiting as told"
+                );
                 tokio::time::sleep(wait).await;
                 continue;
             }

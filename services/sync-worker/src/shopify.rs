@@ -95,7 +95,8 @@ pub async fn sync(
     for r in Resource::ALL {
         if progress.get(r.name()).is_none() {
             progress[r.name()] = json!({ "fetched": 0, "stored": 0 });
-            s.save(r, &[], &progress[r.name()], &run.checkpoint[r.name()]).await?;
+            s.save(r, &[], &progress[r.name()], &run.checkpoint[r.name()])
+                .await?;
         }
     }
     let walks = Resource::ALL
@@ -164,7 +165,8 @@ impl Sync<'_> {
                 .filter_map(|o| ShopifyObject::from_api(kind(resource), o))
                 .collect();
             progress["fetched"] = json!(progress["fetched"].as_u64().unwrap_or(0) + fetched as u64);
-            progress["stored"] = json!(progress["stored"].as_u64().unwrap_or(0) + rows.len() as u64);
+            progress["stored"] =
+                json!(progress["stored"].as_u64().unwrap_or(0) + rows.len() as u64);
             let done = page.next.is_none();
             let checkpoint = json!({
                 "page_info": page.next,
@@ -185,7 +187,11 @@ impl Sync<'_> {
                 store::reconcile(&mut conn, self.integration.id, kind(resource), local_start)
                     .await?;
             if removed > 0 {
-                tracing::info!(resource = name, removed, "removed objects deleted at Shopify");
+                tracing::info!(
+                    resource = name,
+                    removed,
+                    "removed objects deleted at Shopify"
+                );
             }
         }
         Ok(started)

@@ -129,7 +129,10 @@ async fn add_refund(
     .await
     .optional()?;
     let Some(StoredOrder { raw: mut order }) = stored else {
-        tracing::info!(order.id = order_id, "refund for an order not synced yet; the next sync brings both");
+        tracing::info!(
+            order.id = order_id,
+            "refund for an order not synced yet; the next sync brings both"
+        );
         return Ok(());
     };
     let mut refunds: Vec<Value> = order["refunds"]

@@ -159,10 +159,16 @@ pub async fn upsert(
     .bind::<Array<Text>, _>(ORDER_PERSONAL.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     .execute(conn)
     .await?;
-    let earliest = [earliest_new, earliest_old.first].into_iter().flatten().min();
+    let earliest = [earliest_new, earliest_old.first]
+        .into_iter()
+        .flatten()
+        .min();
     if let Some(first) = earliest {
         // The day before in UTC covers every time zone's local day.
-        let day = first.date_naive().checked_sub_days(Days::new(1)).unwrap_or(first.date_naive());
+        let day = first
+            .date_naive()
+            .checked_sub_days(Days::new(1))
+            .unwrap_or(first.date_naive());
         rollup::mark_dirty(conn, organization_id, day).await?;
     }
     Ok(written)
@@ -275,8 +281,15 @@ pub async fn export_customer(
     .bind::<Array<BigInt>, _>(order_ids)
     .load(conn)
     .await?;
-    let customer = rows.iter().find(|r| r.kind == "customer").map(|r| r.raw.clone());
-    let orders: Vec<Value> = rows.into_iter().filter(|r| r.kind == "order").map(|r| r.raw).collect();
+    let customer = rows
+        .iter()
+        .find(|r| r.kind == "customer")
+        .map(|r| r.raw.clone());
+    let orders: Vec<Value> = rows
+        .into_iter()
+        .filter(|r| r.kind == "order")
+        .map(|r| r.raw)
+        .collect();
     Ok(json!({ "customer_id": customer_id, "customer": customer, "orders": orders }))
 }
 
@@ -330,7 +343,10 @@ pub async fn delete_shop_data(
         .execute(conn)
         .await?;
     if let Some(first) = first.first {
-        let day = first.date_naive().checked_sub_days(Days::new(1)).unwrap_or(first.date_naive());
+        let day = first
+            .date_naive()
+            .checked_sub_days(Days::new(1))
+            .unwrap_or(first.date_naive());
         rollup::mark_dirty(conn, organization_id, day).await?;
     }
     Ok(removed)

@@ -162,11 +162,16 @@ impl OrderFacts {
             let mut gross = price * quantity;
             if taxes_included {
                 let r = tax_rate(line);
-                let inside = Amount::from_integer(gross as i128) * r / (Amount::from_integer(1) + r);
+                let inside =
+                    Amount::from_integer(gross as i128) * r / (Amount::from_integer(1) + r);
                 gross -= round_half_even(inside) as i64;
             }
             let mut discount = 0;
-            for a in line["discount_allocations"].as_array().into_iter().flatten() {
+            for a in line["discount_allocations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 discount += shop_money(&a["amount_set"], cur, "discount allocation")?;
             }
             facts.gross += gross;
@@ -263,7 +268,9 @@ fn presentment_rate(order: &Value) -> Option<(Amount, String)> {
     let set = &order["total_price_set"];
     let shop = parse_decimal(set["shop_money"]["amount"].as_str()?)?;
     let presented = parse_decimal(set["presentment_money"]["amount"].as_str()?)?;
-    let currency = set["presentment_money"]["currency_code"].as_str()?.to_lowercase();
+    let currency = set["presentment_money"]["currency_code"]
+        .as_str()?
+        .to_lowercase();
     if presented == Amount::from_integer(0) {
         return None;
     }
@@ -280,7 +287,10 @@ fn transaction_shop_money(
     if t["amount_set"]["shop_money"]["amount"].is_string() {
         return shop_money(&t["amount_set"], shop_currency, "transaction amount");
     }
-    let currency = t["currency"].as_str().unwrap_or(shop_currency).to_lowercase();
+    let currency = t["currency"]
+        .as_str()
+        .unwrap_or(shop_currency)
+        .to_lowercase();
     if currency == shop_currency {
         return minor(&t["amount"], shop_currency, "transaction amount");
     }
@@ -446,7 +456,8 @@ pub async fn recompute(
             }
         }
     }
-    let (mut metrics, mut ds, mut dims, mut values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut metrics, mut ds, mut dims, mut values) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut push = |metric: &str, day: NaiveDate, dim: &str, value: String| {
         metrics.push(metric.to_owned());
         ds.push(day);
@@ -456,15 +467,30 @@ pub async fn recompute(
     for (day, d) in &days {
         push("shopify_orders", *day, "", d.orders.to_string());
         push("shopify_units_sold", *day, "", d.units_sold.to_string());
-        push("shopify_units_returned", *day, "", d.units_returned.to_string());
+        push(
+            "shopify_units_returned",
+            *day,
+            "",
+            d.units_returned.to_string(),
+        );
         push("shopify_customers_new", *day, "", d.new.len().to_string());
-        push("shopify_customers_returning", *day, "", d.returning.len().to_string());
+        push(
+            "shopify_customers_returning",
+            *day,
+            "",
+            d.returning.len().to_string(),
+        );
     }
     for ((day, cur), m) in &money {
         push("shopify_revenue_gross", *day, cur, m.gross.to_string());
         push("shopify_discounts", *day, cur, m.discounts.to_string());
         push("shopify_returns", *day, cur, m.returns.to_string());
-        push("shopify_revenue_net", *day, cur, (m.gross - m.discounts - m.returns).to_string());
+        push(
+            "shopify_revenue_net",
+            *day,
+            cur,
+            (m.gross - m.discounts - m.returns).to_string(),
+        );
         push("shopify_refunds", *day, cur, m.refunds.to_string());
         if m.orders > 0 {
             push("shopify_aov_sales", *day, cur, m.sold.to_string());

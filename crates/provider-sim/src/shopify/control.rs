@@ -63,16 +63,30 @@ fn variants(store: &Store) -> Vec<(i64, i64, String, i64, String)> {
         .products
         .iter()
         .flat_map(|p| {
-            p["variants"].as_array().cloned().unwrap_or_default().into_iter().map(move |v| {
-                let minor = v["price"].as_str().unwrap_or("0").replace('.', "").parse::<i64>().unwrap_or(0);
-                (
-                    p["id"].as_i64().unwrap_or(0),
-                    v["id"].as_i64().unwrap_or(0),
-                    format!("{} - {}", p["title"].as_str().unwrap_or(""), v["title"].as_str().unwrap_or("")),
-                    minor,
-                    v["sku"].as_str().unwrap_or("").to_owned(),
-                )
-            })
+            p["variants"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |v| {
+                    let minor = v["price"]
+                        .as_str()
+                        .unwrap_or("0")
+                        .replace('.', "")
+                        .parse::<i64>()
+                        .unwrap_or(0);
+                    (
+                        p["id"].as_i64().unwrap_or(0),
+                        v["id"].as_i64().unwrap_or(0),
+                        format!(
+                            "{} - {}",
+                            p["title"].as_str().unwrap_or(""),
+                            v["title"].as_str().unwrap_or("")
+                        ),
+                        minor,
+                        v["sku"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
         })
         .collect()
 }
@@ -80,7 +94,11 @@ fn variants(store: &Store) -> Vec<(i64, i64, String, i64, String)> {
 /// Applies the changes and returns the (topic, payload) pairs Shopify would deliver.
 fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, Value)> {
     let p = ShopProfile::for_shop(shop);
-    let pm = Presentment { currency: p.currency, exponent: p.exponent, rate_bp: 10_000 };
+    let pm = Presentment {
+        currency: p.currency,
+        exponent: p.exponent,
+        rate_bp: 10_000,
+    };
     let mut rng = fastrand::Rng::with_seed(seed ^ store.clock as u64);
     let mut out = Vec::new();
     let mut next_id = store.next_id;
@@ -91,16 +109,33 @@ fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, 
     let vs = variants(store);
     for _ in 0..a.orders {
         store.clock += 3_600;
-        let buyer = store.customers.get(rng.usize(..store.customers.len().max(1))).cloned();
+        let buyer = store
+            .customers
+            .get(rng.usize(..store.customers.len().max(1)))
+            .cloned();
         let number = 1000 + store.orders.len() as i64;
         let oid = id();
-        let order = data::build_order(&p, &pm, oid, number, store.clock, store.clock, buyer.as_ref(), &vs, &mut rng, &mut id);
+        let order = data::build_order(
+            &p,
+            &pm,
+            oid,
+            number,
+            store.clock,
+            store.clock,
+            buyer.as_ref(),
+            &vs,
+            &mut rng,
+            &mut id,
+        );
         store.orders.push(order.clone());
         out.push(("orders/create".to_owned(), order));
     }
     let paid: Vec<usize> = (0..store.orders.len())
         .rev()
-        .filter(|i| store.orders[*i]["financial_status"] == "paid" && store.orders[*i]["cancelled_at"].is_null())
+        .filter(|i| {
+            store.orders[*i]["financial_status"] == "paid"
+                && store.orders[*i]["cancelled_at"].is_null()
+        })
         .collect();
     let mut picks = paid.into_iter();
     for _ in 0..a.refunds {
@@ -109,7 +144,11 @@ fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, 
         let at = store.clock;
         data::refund_units(&mut store.orders[i], &p, &pm, at, false, &mut id);
         let order = store.orders[i].clone();
-        let refund = order["refunds"].as_array().and_then(|r| r.last()).cloned().unwrap_or_default();
+        let refund = order["refunds"]
+            .as_array()
+            .and_then(|r| r.last())
+            .cloned()
+            .unwrap_or_default();
         out.push(("refunds/create".to_owned(), refund));
         out.push(("orders/updated".to_owned(), order));
     }
@@ -130,7 +169,9 @@ fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, 
         out.push(("products/update".to_owned(), product.clone()));
     }
     for _ in 0..a.product_deletes {
-        let Some(product) = store.products.pop() else { break };
+        let Some(product) = store.products.pop() else {
+            break;
+        };
         store.clock += 3_600;
         let pid = product["id"].as_i64().unwrap_or(0);
         store.deleted_products.push(pid);
@@ -138,8 +179,18 @@ fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, 
     }
     for _ in 0..a.customer_deletes {
         // Shopify deletes only customers without orders.
-        let ordered: std::collections::HashSet<i64> = store.orders.iter().filter_map(|o| o["customer"]["id"].as_i64()).collect();
-        let Some(at) = store.customers.iter().rposition(|c| c["id"].as_i64().is_some_and(|id| !ordered.contains(&id))) else { break };
+        let ordered: std::collections::HashSet<i64> = store
+            .orders
+            .iter()
+            .filter_map(|o| o["customer"]["id"].as_i64())
+            .collect();
+        let Some(at) = store
+            .customers
+            .iter()
+            .rposition(|c| c["id"].as_i64().is_some_and(|id| !ordered.contains(&id)))
+        else {
+            break;
+        };
         let customer = store.customers.remove(at);
         store.clock += 3_600;
         let cid = customer["id"].as_i64().unwrap_or(0);
@@ -150,7 +201,11 @@ fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, 
     out
 }
 
-async fn advance(sim: web::Data<Sim>, shop: web::Path<String>, body: web::Json<Advance>) -> HttpResponse {
+async fn advance(
+    sim: web::Data<Sim>,
+    shop: web::Path<String>,
+    body: web::Json<Advance>,
+) -> HttpResponse {
     let shop = shop.into_inner();
     let changes = {
         let mut state = sim.state();
@@ -179,10 +234,26 @@ struct Send {
 }
 
 fn privacy_payload(store: &Store, shop: &str, topic: &str, customer_id: Option<i64>) -> Value {
-    let customer_id = customer_id.or_else(|| store.orders.iter().find_map(|o| o["customer"]["id"].as_i64()));
-    let customer = store.customers.iter().find(|c| c["id"].as_i64() == customer_id).cloned().unwrap_or(json!({ "id": customer_id }));
-    let orders: Vec<i64> = store.orders.iter().filter(|o| o["customer"]["id"].as_i64() == customer_id).filter_map(|o| o["id"].as_i64()).collect();
-    let who = json!({ "id": customer["id"], "email": customer["email"], "phone": customer["phone"] });
+    let customer_id = customer_id.or_else(|| {
+        store
+            .orders
+            .iter()
+            .find_map(|o| o["customer"]["id"].as_i64())
+    });
+    let customer = store
+        .customers
+        .iter()
+        .find(|c| c["id"].as_i64() == customer_id)
+        .cloned()
+        .unwrap_or(json!({ "id": customer_id }));
+    let orders: Vec<i64> = store
+        .orders
+        .iter()
+        .filter(|o| o["customer"]["id"].as_i64() == customer_id)
+        .filter_map(|o| o["id"].as_i64())
+        .collect();
+    let who =
+        json!({ "id": customer["id"], "email": customer["email"], "phone": customer["phone"] });
     match topic {
         "customers/data_request" => json!({
             "shop_id": store.shop_id, "shop_domain": shop, "orders_requested": orders,
@@ -192,7 +263,9 @@ fn privacy_payload(store: &Store, shop: &str, topic: &str, customer_id: Option<i
             "shop_id": store.shop_id, "shop_domain": shop, "customer": who, "orders_to_redact": orders
         }),
         "shop/redact" => json!({ "shop_id": store.shop_id, "shop_domain": shop }),
-        _ => json!({ "id": store.shop_id, "name": shop.trim_end_matches(".myshopify.com"), "domain": shop, "myshopify_domain": shop }),
+        _ => {
+            json!({ "id": store.shop_id, "name": shop.trim_end_matches(".myshopify.com"), "domain": shop, "myshopify_domain": shop })
+        }
     }
 }
 
@@ -213,19 +286,40 @@ async fn send(sim: web::Data<Sim>, shop: web::Path<String>, body: web::Json<Send
 /// Sends `payload` for `topic` to every subscription of `shop` (the mandatory privacy topics
 /// go to every subscription's address, as apps declare one address for them). Returns the
 /// webhook id and each delivery's HTTP status.
-async fn deliver(sim: &Sim, shop: &str, topic: &str, payload: &Value, webhook_id: Option<String>) -> Value {
+async fn deliver(
+    sim: &Sim,
+    shop: &str,
+    topic: &str,
+    payload: &Value,
+    webhook_id: Option<String>,
+) -> Value {
     let (secret, addresses, version) = {
         let state = sim.state();
-        let subs: Vec<&Value> = state.shopify_webhooks.iter().filter(|w| w["shop"] == shop).collect();
-        let mandatory = matches!(topic, "customers/data_request" | "customers/redact" | "shop/redact");
+        let subs: Vec<&Value> = state
+            .shopify_webhooks
+            .iter()
+            .filter(|w| w["shop"] == shop)
+            .collect();
+        let mandatory = matches!(
+            topic,
+            "customers/data_request" | "customers/redact" | "shop/redact"
+        );
         let mut addresses: Vec<String> = subs
             .iter()
             .filter(|w| mandatory || w["topic"] == topic)
             .filter_map(|w| w["address"].as_str().map(str::to_owned))
             .collect();
         addresses.dedup();
-        let version = subs.first().and_then(|w| w["api_version"].as_str()).unwrap_or("2024-10").to_owned();
-        (state.config.shopify.client_secret.clone(), addresses, version)
+        let version = subs
+            .first()
+            .and_then(|w| w["api_version"].as_str())
+            .unwrap_or("2024-10")
+            .to_owned();
+        (
+            state.config.shopify.client_secret.clone(),
+            addresses,
+            version,
+        )
     };
     let webhook_id = webhook_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let body = serde_json::to_vec(payload).unwrap_or_default();

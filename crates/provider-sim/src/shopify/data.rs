@@ -17,11 +17,23 @@ use serde_json::{json, Value};
 pub const NOW: i64 = 1_767_225_600;
 const DAY: i64 = 86_400;
 
-const FIRST: [&str; 8] = ["Ada", "Ben", "Chloé", "Dmitri", "Eve", "Farah", "Goran", "Hana"];
+const FIRST: [&str; 8] = [
+    "Ada", "Ben", "Chloé", "Dmitri", "Eve", "Farah", "Goran", "Hana",
+];
 const LAST: [&str; 6] = ["Lovelace", "Okafor", "Müller", "Nakamura", "Silva", "Novak"];
 const PRODUCTS: [&str; 12] = [
-    "Linen Shirt", "Wool Socks", "Canvas Tote", "Rain Jacket", "Leather Belt", "Beanie",
-    "Denim Jeans", "Silk Scarf", "Trail Shoes", "Sun Hat", "Gift Card", "Travel Mug",
+    "Linen Shirt",
+    "Wool Socks",
+    "Canvas Tote",
+    "Rain Jacket",
+    "Leather Belt",
+    "Beanie",
+    "Denim Jeans",
+    "Silk Scarf",
+    "Trail Shoes",
+    "Sun Hat",
+    "Gift Card",
+    "Travel Mug",
 ];
 
 /// How the shop prices and taxes.
@@ -41,11 +53,29 @@ impl ShopProfile {
         let name = shop.trim_end_matches(".myshopify.com");
         let hours = |h: i32| FixedOffset::east_opt(h * 3600).expect("offset");
         if name.ends_with("-eu") {
-            ShopProfile { currency: "EUR", exponent: 2, offset: hours(1), taxes_included: true, tax_rate: ("0.2", 200_000) }
+            ShopProfile {
+                currency: "EUR",
+                exponent: 2,
+                offset: hours(1),
+                taxes_included: true,
+                tax_rate: ("0.2", 200_000),
+            }
         } else if name.ends_with("-jp") {
-            ShopProfile { currency: "JPY", exponent: 0, offset: hours(9), taxes_included: true, tax_rate: ("0.1", 100_000) }
+            ShopProfile {
+                currency: "JPY",
+                exponent: 0,
+                offset: hours(9),
+                taxes_included: true,
+                tax_rate: ("0.1", 100_000),
+            }
         } else {
-            ShopProfile { currency: "USD", exponent: 2, offset: hours(-5), taxes_included: false, tax_rate: ("0.08875", 88_750) }
+            ShopProfile {
+                currency: "USD",
+                exponent: 2,
+                offset: hours(-5),
+                taxes_included: false,
+                tax_rate: ("0.08875", 88_750),
+            }
         }
     }
 }
@@ -74,7 +104,12 @@ pub fn decimal(minor: i64, exponent: u32) -> String {
     let scale = 10i64.pow(exponent);
     let sign = if minor < 0 { "-" } else { "" };
     let m = minor.abs();
-    format!("{sign}{}.{:0width$}", m / scale, m % scale, width = exponent as usize)
+    format!(
+        "{sign}{}.{:0width$}",
+        m / scale,
+        m % scale,
+        width = exponent as usize
+    )
 }
 
 /// Shopify's `MoneyBag`: the amount in the shop's currency and in the buyer's.
@@ -108,7 +143,9 @@ impl Presentment {
 /// An instant as Shopify writes it: the shop's local time with its offset.
 pub fn timestamp(at: i64, p: &ShopProfile) -> String {
     let utc: DateTime<Utc> = Utc.timestamp_opt(at, 0).single().unwrap_or_default();
-    utc.with_timezone(&p.offset).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    utc.with_timezone(&p.offset)
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
 }
 
 /// Parses a Shopify timestamp back to Unix seconds.
@@ -131,7 +168,11 @@ fn div_half_even(num: i128, den: i128) -> i64 {
     let q = num.div_euclid(den);
     let r = num.rem_euclid(den);
     let twice = 2 * r;
-    let q = if twice > den || (twice == den && q % 2 != 0) { q + 1 } else { q };
+    let q = if twice > den || (twice == den && q % 2 != 0) {
+        q + 1
+    } else {
+        q
+    };
     q as i64
 }
 
@@ -196,8 +237,16 @@ impl Store {
         for i in 0..n_customers {
             let cid = id();
             let created = start - 10 * DAY + i as i64 * (140 * DAY / n_customers as i64);
-            let (first, last) = (FIRST[rng.usize(..FIRST.len())], LAST[rng.usize(..LAST.len())]);
-            let email = format!("{}.{}{}@example.com", first.to_lowercase(), last.to_lowercase(), i);
+            let (first, last) = (
+                FIRST[rng.usize(..FIRST.len())],
+                LAST[rng.usize(..LAST.len())],
+            );
+            let email = format!(
+                "{}.{}{}@example.com",
+                first.to_lowercase(),
+                last.to_lowercase(),
+                i
+            );
             customers.push(json!({
                 "id": cid, "email": email, "first_name": first, "last_name": last,
                 "phone": format!("+1555{:07}", i), "state": "enabled", "verified_email": true,
@@ -212,23 +261,53 @@ impl Store {
         // Orders, oldest first, over the 150 days before NOW.
         let mut list = Vec::new();
         for n in 0..orders {
-            let processed = start + (n as i64 * 150 * DAY / orders as i64) + rng.i64(0..3_600);
+            // Spread over the whole slot, so orders fall at every hour of the day and local days
+            // differ from UTC days.
+            let slot = (150 * DAY / orders as i64).max(1);
+            let processed = start + n as i64 * slot + rng.i64(0..slot);
             // A few orders were imported later with their original date.
-            let created = if n % 37 == 5 { processed + 2 * DAY + 3_600 } else { processed };
+            let created = if n % 37 == 5 {
+                processed + 2 * DAY + 3_600
+            } else {
+                processed
+            };
             let buyer = if n % 7 == 3 {
                 None // guest checkout
             } else {
                 // Repeat buyers: a fifth of the customers place most orders.
-                let k = if rng.u8(0..10) < 6 { rng.usize(..n_customers / 5) } else { rng.usize(..n_customers) };
+                let k = if rng.u8(0..10) < 6 {
+                    rng.usize(..n_customers / 5)
+                } else {
+                    rng.usize(..n_customers)
+                };
                 Some(customers[k].clone())
             };
             let presentment = if p.currency == "USD" && n % 5 == 2 {
-                Presentment { currency: "CAD", exponent: 2, rate_bp: 13_500 }
+                Presentment {
+                    currency: "CAD",
+                    exponent: 2,
+                    rate_bp: 13_500,
+                }
             } else {
-                Presentment { currency: p.currency, exponent: p.exponent, rate_bp: 10_000 }
+                Presentment {
+                    currency: p.currency,
+                    exponent: p.exponent,
+                    rate_bp: 10_000,
+                }
             };
             let oid = id();
-            let mut order = build_order(&p, &presentment, oid, 1000 + n as i64, processed, created, buyer.as_ref(), &variants, &mut rng, &mut id);
+            let mut order = build_order(
+                &p,
+                &presentment,
+                oid,
+                1000 + n as i64,
+                processed,
+                created,
+                buyer.as_ref(),
+                &variants,
+                &mut rng,
+                &mut id,
+            );
             order["test"] = json!(n % 50 == 17);
             // Afterwards: refunds, cancellations.
             let paid = order["financial_status"] == "paid";
@@ -250,7 +329,14 @@ impl Store {
                 refund_shipping(&mut order, &p, &presentment, processed + 2 * DAY, &mut id);
             } else if paid && roll < 21 {
                 // A refund whose transaction failed: nothing was given back.
-                refund_units(&mut order, &p, &presentment, processed + 4 * DAY, false, &mut id);
+                refund_units(
+                    &mut order,
+                    &p,
+                    &presentment,
+                    processed + 4 * DAY,
+                    false,
+                    &mut id,
+                );
                 if let Some(t) = order["refunds"][0]["transactions"][0].as_object_mut() {
                     t.insert("status".into(), json!("failure"));
                 }
@@ -258,9 +344,22 @@ impl Store {
             }
             list.push(order);
         }
-        let last = list.iter().filter_map(|o| parse_timestamp(o["updated_at"].as_str()?)).max().unwrap_or(NOW);
+        let last = list
+            .iter()
+            .filter_map(|o| parse_timestamp(o["updated_at"].as_str()?))
+            .max()
+            .unwrap_or(NOW);
         let next = next_id;
-        Store { shop_id, products, customers, orders: list, deleted_products: vec![], deleted_customers: vec![], next_id: next + 1000, clock: last.max(NOW - DAY) }
+        Store {
+            shop_id,
+            products,
+            customers,
+            orders: list,
+            deleted_products: vec![],
+            deleted_customers: vec![],
+            next_id: next + 1000,
+            clock: last.max(NOW - DAY),
+        }
     }
 }
 
@@ -299,7 +398,11 @@ pub fn build_order(
     let mut allocations = Vec::new();
     let mut left = discount;
     for (i, g) in gross_lines.iter().enumerate() {
-        let share = if i + 1 == gross_lines.len() { left } else { discount * g / subtotal_before.max(1) };
+        let share = if i + 1 == gross_lines.len() {
+            left
+        } else {
+            discount * g / subtotal_before.max(1)
+        };
         left -= share;
         allocations.push(share);
     }
@@ -311,7 +414,10 @@ pub fn build_order(
         let taxable_base = gross_lines[i] - allocations[i];
         let tax = if p.taxes_included {
             // The tax inside a tax-inclusive amount: base × R / (1 + R).
-            div_half_even(taxable_base as i128 * rate_ppm as i128, 1_000_000 + rate_ppm as i128)
+            div_half_even(
+                taxable_base as i128 * rate_ppm as i128,
+                1_000_000 + rate_ppm as i128,
+            )
         } else {
             div_half_even(taxable_base as i128 * rate_ppm as i128, 1_000_000)
         };
@@ -397,7 +503,12 @@ fn remaining(order: &Value) -> Vec<(usize, i64)> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .flat_map(|r| r["refund_line_items"].as_array().cloned().unwrap_or_default())
+                .flat_map(|r| {
+                    r["refund_line_items"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
                 .filter(|r| r["line_item_id"] == l["id"])
                 .map(|r| r["quantity"].as_i64().unwrap_or(0))
                 .sum();
@@ -407,12 +518,27 @@ fn remaining(order: &Value) -> Vec<(usize, i64)> {
 }
 
 /// A refund of `units` of line `i`, with its share of the line's discount and tax.
-fn refund_line(order: &Value, p: &ShopProfile, pm: &Presentment, i: usize, units: i64, id: &mut impl FnMut() -> i64) -> (Value, i64, i64) {
+fn refund_line(
+    order: &Value,
+    p: &ShopProfile,
+    pm: &Presentment,
+    i: usize,
+    units: i64,
+    id: &mut impl FnMut() -> i64,
+) -> (Value, i64, i64) {
     let line = &order["line_items"][i];
     let q = line["quantity"].as_i64().unwrap_or(1).max(1);
     let price = amount(&line["price_set"]["shop_money"]["amount"], p.exponent);
-    let alloc: i64 = line["discount_allocations"].as_array().into_iter().flatten().map(|a| amount(&a["amount_set"]["shop_money"]["amount"], p.exponent)).sum();
-    let tax = amount(&line["tax_lines"][0]["price_set"]["shop_money"]["amount"], p.exponent);
+    let alloc: i64 = line["discount_allocations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| amount(&a["amount_set"]["shop_money"]["amount"], p.exponent))
+        .sum();
+    let tax = amount(
+        &line["tax_lines"][0]["price_set"]["shop_money"]["amount"],
+        p.exponent,
+    );
     let subtotal = price * units - div_half_even(alloc as i128 * units as i128, q as i128);
     let total_tax = div_half_even(tax as i128 * units as i128, q as i128);
     let rid = id();
@@ -428,7 +554,14 @@ fn refund_line(order: &Value, p: &ShopProfile, pm: &Presentment, i: usize, units
     )
 }
 
-fn transaction(order: &Value, p: &ShopProfile, pm: &Presentment, at: i64, shop_minor: i64, id: &mut impl FnMut() -> i64) -> Value {
+fn transaction(
+    order: &Value,
+    p: &ShopProfile,
+    pm: &Presentment,
+    at: i64,
+    shop_minor: i64,
+    id: &mut impl FnMut() -> i64,
+) -> Value {
     let tid = id();
     // Transactions are in the currency the buyer paid in.
     json!({
@@ -447,8 +580,17 @@ fn push_refund(order: &mut Value, p: &ShopProfile, refund: Value, at: i64) {
 }
 
 /// Refunds one unit of one line that still has units (or all of it when `whole_line`).
-pub fn refund_units(order: &mut Value, p: &ShopProfile, pm: &Presentment, at: i64, whole_line: bool, id: &mut impl FnMut() -> i64) {
-    let Some((i, left)) = remaining(order).into_iter().find(|(_, left)| *left > 0) else { return };
+pub fn refund_units(
+    order: &mut Value,
+    p: &ShopProfile,
+    pm: &Presentment,
+    at: i64,
+    whole_line: bool,
+    id: &mut impl FnMut() -> i64,
+) {
+    let Some((i, left)) = remaining(order).into_iter().find(|(_, left)| *left > 0) else {
+        return;
+    };
     let units = if whole_line { left } else { 1 };
     let (rli, subtotal, tax) = refund_line(order, p, pm, i, units, id);
     let given = subtotal + if p.taxes_included { 0 } else { tax };
@@ -461,12 +603,25 @@ pub fn refund_units(order: &mut Value, p: &ShopProfile, pm: &Presentment, at: i6
     });
     push_refund(order, p, refund, at);
     let all_back = remaining(order).iter().all(|(_, left)| *left == 0);
-    order["financial_status"] = json!(if all_back { "refunded" } else { "partially_refunded" });
+    order["financial_status"] = json!(if all_back {
+        "refunded"
+    } else {
+        "partially_refunded"
+    });
 }
 
 /// Refunds the shipping only: money back, nothing returned.
-pub fn refund_shipping(order: &mut Value, p: &ShopProfile, pm: &Presentment, at: i64, id: &mut impl FnMut() -> i64) {
-    let shipping = amount(&order["total_shipping_price_set"]["shop_money"]["amount"], p.exponent);
+pub fn refund_shipping(
+    order: &mut Value,
+    p: &ShopProfile,
+    pm: &Presentment,
+    at: i64,
+    id: &mut impl FnMut() -> i64,
+) {
+    let shipping = amount(
+        &order["total_shipping_price_set"]["shop_money"]["amount"],
+        p.exponent,
+    );
     let rid = id();
     let adjustment = json!({ "id": id(), "order_id": order["id"], "refund_id": rid, "kind": "shipping_refund",
         "reason": "Shipping refund", "amount": decimal(-shipping, p.exponent), "amount_set": money_set(-shipping, p, pm),
@@ -482,7 +637,14 @@ pub fn refund_shipping(order: &mut Value, p: &ShopProfile, pm: &Presentment, at:
 }
 
 /// Cancels the order at `at`; a paid order is refunded in full (every line back, and shipping).
-pub fn cancel(order: &mut Value, p: &ShopProfile, pm: &Presentment, at: i64, refund: bool, id: &mut impl FnMut() -> i64) {
+pub fn cancel(
+    order: &mut Value,
+    p: &ShopProfile,
+    pm: &Presentment,
+    at: i64,
+    refund: bool,
+    id: &mut impl FnMut() -> i64,
+) {
     order["cancelled_at"] = json!(timestamp(at, p));
     order["cancel_reason"] = json!("customer");
     order["closed_at"] = json!(timestamp(at, p));
@@ -492,7 +654,10 @@ pub fn cancel(order: &mut Value, p: &ShopProfile, pm: &Presentment, at: i64, ref
         return;
     }
     let mut rlis = Vec::new();
-    let mut given = amount(&order["total_shipping_price_set"]["shop_money"]["amount"], p.exponent);
+    let mut given = amount(
+        &order["total_shipping_price_set"]["shop_money"]["amount"],
+        p.exponent,
+    );
     for (i, left) in remaining(order) {
         if left > 0 {
             let (rli, subtotal, tax) = refund_line(order, p, pm, i, left, id);
@@ -532,7 +697,10 @@ mod tests {
         let c = Store::generate(7, "other.myshopify.com", 120);
         assert_ne!(a.orders[0]["id"], c.orders[0]["id"]);
         // Ids ascend, as Shopify pages them.
-        assert!(a.orders.windows(2).all(|w| w[0]["id"].as_i64() < w[1]["id"].as_i64()));
+        assert!(a
+            .orders
+            .windows(2)
+            .all(|w| w[0]["id"].as_i64() < w[1]["id"].as_i64()));
     }
 
     #[test]
@@ -543,10 +711,18 @@ mod tests {
         assert!(has(&|o| o["customer"].is_null()));
         assert!(has(&|o| o["cancelled_at"].is_string()));
         assert!(has(&|o| o["presentment_currency"] != o["currency"]));
-        assert!(has(&|o| o["refunds"].as_array().is_some_and(|r| r.len() > 1)));
-        assert!(has(&|o| o["refunds"][0]["refund_line_items"].as_array().is_some_and(|r| r.is_empty())));
-        assert!(has(&|o| o["refunds"][0]["transactions"][0]["status"] == "failure"));
+        assert!(has(&|o| o["refunds"]
+            .as_array()
+            .is_some_and(|r| r.len() > 1)));
+        assert!(has(&|o| o["refunds"][0]["refund_line_items"]
+            .as_array()
+            .is_some_and(|r| r.is_empty())));
+        assert!(has(
+            &|o| o["refunds"][0]["transactions"][0]["status"] == "failure"
+        ));
         assert!(has(&|o| o["created_at"] != o["processed_at"]));
-        assert!(has(&|o| o["discount_codes"].as_array().is_some_and(|d| !d.is_empty())));
+        assert!(has(&|o| o["discount_codes"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())));
     }
 }

@@ -47,7 +47,10 @@ pub struct LeakyBucket {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for resource in [Resource::Orders, Resource::Products, Resource::Customers] {
         cfg.route(
-            &format!("/shopify/{{shop}}/admin/api/{{version}}/{}.json", resource.name()),
+            &format!(
+                "/shopify/{{shop}}/admin/api/{{version}}/{}.json",
+                resource.name()
+            ),
             web::get().to(move |sim, req, path| list(sim, req, path, resource)),
         );
     }
@@ -165,10 +168,12 @@ async fn list(
     }
     match verdict {
         Verdict::Fault(FaultKind::Status500) => {
-            return HttpResponse::InternalServerError().json(json!({ "errors": "Internal Server Error" }))
+            return HttpResponse::InternalServerError()
+                .json(json!({ "errors": "Internal Server Error" }))
         }
         Verdict::Fault(FaultKind::Status503) => {
-            return HttpResponse::ServiceUnavailable().json(json!({ "errors": "Service Unavailable" }))
+            return HttpResponse::ServiceUnavailable()
+                .json(json!({ "errors": "Service Unavailable" }))
         }
         _ => {}
     }
@@ -176,20 +181,35 @@ async fn list(
         web::Query::<Vec<(String, String)>>::from_query(req.query_string())
             .map(|q| q.into_inner())
             .unwrap_or_default();
-    let get = |k: &str| query.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     let limit = match get("limit").map(str::parse::<usize>) {
         None => 50,
         Some(Ok(n)) if (1..=250).contains(&n) => n,
         _ => return bad_request("limit", "Invalid value."),
     };
     let (filters, after, before) = if let Some(page_info) = get("page_info") {
-        if query.iter().any(|(k, _)| k != "page_info" && k != "limit" && k != "fields") {
-            return bad_request("page_info", "page_info cannot be combined with other filters; use only limit and fields");
+        if query
+            .iter()
+            .any(|(k, _)| k != "page_info" && k != "limit" && k != "fields")
+        {
+            return bad_request(
+                "page_info",
+                "page_info cannot be combined with other filters; use only limit and fields",
+            );
         }
         let Some(cursor) = decode_cursor(page_info) else {
             return bad_request("page_info", "Invalid value.");
         };
-        (cursor["f"].clone(), cursor["a"].as_i64(), cursor["b"].as_i64())
+        (
+            cursor["f"].clone(),
+            cursor["a"].as_i64(),
+            cursor["b"].as_i64(),
+        )
     } else {
         let mut f = serde_json::Map::new();
         for key in ["updated_at_min", "created_at_min"] {
@@ -219,14 +239,25 @@ async fn list(
             Resource::Products => &store.products,
             Resource::Customers => &store.customers,
         };
-        let matching: Vec<&Value> = all.iter().filter(|o| matches(resource, o, &filters)).collect();
+        let matching: Vec<&Value> = all
+            .iter()
+            .filter(|o| matches(resource, o, &filters))
+            .collect();
         let id = |o: &Value| o["id"].as_i64().unwrap_or(0);
         let (start, end) = if let Some(b) = before {
-            let end = matching.iter().position(|o| id(o) >= b).unwrap_or(matching.len());
+            let end = matching
+                .iter()
+                .position(|o| id(o) >= b)
+                .unwrap_or(matching.len());
             (end.saturating_sub(limit), end)
         } else {
             let start = after
-                .map(|a| matching.iter().position(|o| id(o) > a).unwrap_or(matching.len()))
+                .map(|a| {
+                    matching
+                        .iter()
+                        .position(|o| id(o) > a)
+                        .unwrap_or(matching.len())
+                })
                 .unwrap_or(0);
             (start, (start + limit).min(matching.len()))
         };
@@ -244,11 +275,15 @@ async fn list(
     let last = page.last().and_then(|o| o["id"].as_i64());
     if has_prev {
         let cursor = encode_cursor(&filters, None, first);
-        links.push(format!("<{base}?limit={limit}&page_info={cursor}>; rel=\"previous\""));
+        links.push(format!(
+            "<{base}?limit={limit}&page_info={cursor}>; rel=\"previous\""
+        ));
     }
     if has_next {
         let cursor = encode_cursor(&filters, last, None);
-        links.push(format!("<{base}?limit={limit}&page_info={cursor}>; rel=\"next\""));
+        links.push(format!(
+            "<{base}?limit={limit}&page_info={cursor}>; rel=\"next\""
+        ));
     }
     let mut answer = HttpResponse::Ok();
     answer

@@ -25,7 +25,83 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(catalog).service(series);
+    cfg.service(catalog).service(top_products).service(series);
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TopProductsQuery {
+    /// First day, `YYYY-MM-DD`, in the organisation's time zone. Required.
+    from: Option<String>,
+    /// Last day, inclusive. Required.
+    to: Option<String>,
+    /// Only sales in this currency, e.g. `usd`.
+    currency: Option<String>,
+    /// How many products (1–100, default 10).
+    limit: Option<i64>,
+}
+
+/// One product's sales over the range, in minor units of `currency`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopProduct {
+    product_id: String,
+    title: String,
+    currency: String,
+    units_sold: i64,
+    units_returned: i64,
+    gross: i64,
+    discounts: i64,
+    returns: i64,
+    /// Gross − discounts − returns: what the list is ordered by.
+    net: i64,
+}
+
+/// Shopify's products by net sales over a range of days, best first (from the daily product
+/// rollup; the same definitions as `shopify_revenue_net`).
+#[utoipa::path(tag = "metrics", params(TopProductsQuery), responses((status = 200, body = ListResponse<TopProduct>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[get("/orgs/{org_id}/metrics/shopify/top-products")]
+async fn top_products(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<Uuid>,
+    query: web::Query<TopProductsQuery>,
+) -> Result<web::Json<ListResponse<TopProduct>>, ApiError> {
+    let org_id = path.into_inner();
+    let mut conn = state.conn().await?;
+    who.require(&mut conn, org_id, Role::Viewer).await?;
+    let (from, to) = parse_range(query.from.as_deref(), query.to.as_deref())?;
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::validation(
+            "invalid_limit",
+            "limit is between 1 and 100",
+        ));
+    }
+    let currency = query.currency.as_deref().map(str::to_lowercase);
+    let rows = biz_core::metrics::commerce::top_products(
+        &mut conn,
+        org_id,
+        from,
+        to,
+        currency.as_deref(),
+        limit,
+    )
+    .await?;
+    Ok(web::Json(ListResponse::all(
+        rows.into_iter()
+            .map(|p| TopProduct {
+                product_id: p.product_id,
+                title: p.title,
+                currency: p.currency,
+                units_sold: p.units_sold,
+                units_returned: p.units_returned,
+                gross: p.gross,
+                discounts: p.discounts,
+                returns: p.returns,
+                net: p.net,
+            })
+            .collect(),
+    )))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,7 +352,15 @@ pub async fn points(
     currency: Option<&str>,
 ) -> Result<Vec<SeriesPoint>, ApiError> {
     if let Kind::Average { sum, count } = definition.kind {
-        return average(conn, org_id, (sum, count), (from, to), granularity, currency).await;
+        return average(
+            conn,
+            org_id,
+            (sum, count),
+            (from, to),
+            granularity,
+            currency,
+        )
+        .await;
     }
     if !matches!(definition.kind, Kind::Flow | Kind::Stock) {
         return derive(conn, org_id, definition, (from, to), granularity, currency).await;

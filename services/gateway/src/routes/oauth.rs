@@ -167,45 +167,46 @@ async fn shopify_callback(
     };
     let settings = json!({ "api_version": providers.shopify_api_version, "scope": grant.scope });
     let max_attempts = state.settings.jobs.max_attempts;
-    let run = conn.transaction::<_, ApiError, _>(async |conn| {
-        integrations::insert(
-            conn,
-            &integrations::NewIntegration {
+    let run = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            integrations::insert(
+                conn,
+                &integrations::NewIntegration {
+                    id,
+                    organization_id: org,
+                    provider: "shopify",
+                    display_name: &shop,
+                    external_account_id: Some(&shop),
+                    credentials: Some(&sealed),
+                    settings: &settings,
+                    sync_interval_seconds: interval,
+                    next_sync_at: Some(Utc::now() + chrono::Duration::seconds(interval.into())),
+                    created_by: issued.user_id,
+                },
+            )
+            .await?;
+            // The backfill starts with the install; it is queued once the webhooks are subscribed.
+            let (run, _) = sync_runs::create_or_existing(
+                conn,
+                org,
                 id,
-                organization_id: org,
-                provider: "shopify",
-                display_name: &shop,
-                external_account_id: Some(&shop),
-                credentials: Some(&sealed),
-                settings: &settings,
-                sync_interval_seconds: interval,
-                next_sync_at: Some(Utc::now() + chrono::Duration::seconds(interval.into())),
-                created_by: issued.user_id,
-            },
-        )
+                SyncMode::Full.as_str(),
+                "connect",
+                max_attempts,
+            )
+            .await?;
+            audit::record(
+                conn,
+                &actor,
+                Some(org),
+                "integration.connect",
+                Some(("integration", id.to_string())),
+                json!({ "provider": "shopify", "via": "oauth_install", "shop": shop }),
+            )
+            .await?;
+            Ok(run)
+        })
         .await?;
-        // The backfill starts with the install; it is queued once the webhooks are subscribed.
-        let (run, _) = sync_runs::create_or_existing(
-            conn,
-            org,
-            id,
-            SyncMode::Full.as_str(),
-            "connect",
-            max_attempts,
-        )
-        .await?;
-        audit::record(
-            conn,
-            &actor,
-            Some(org),
-            "integration.connect",
-            Some(("integration", id.to_string())),
-            json!({ "provider": "shopify", "via": "oauth_install", "shop": shop }),
-        )
-        .await?;
-        Ok(run)
-    })
-    .await?;
     // Subscriptions: a failure leaves the shop connected, synced on schedule only.
     let token = secrecy::SecretString::from(grant.access_token.clone());
     let address = format!(

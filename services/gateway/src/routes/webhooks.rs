@@ -127,7 +127,11 @@ async fn shopify(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload, state.settings.gateway.webhook_limit_bytes).await?;
-    let secret = state.settings.providers.shopify_client_secret.expose_secret();
+    let secret = state
+        .settings
+        .providers
+        .shopify_client_secret
+        .expose_secret();
     if secret.is_empty() {
         return Err(ApiError::bad_request(
             "webhook_not_configured",

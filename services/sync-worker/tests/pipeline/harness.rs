@@ -402,7 +402,10 @@ fn settings(db_url: &str, prefix: &str, sim: &str) -> Settings {
             format!("{sim}/shopify/{{shop}}"),
         ),
         ("SHOPIFY_CLIENT_ID".to_owned(), SHOPIFY_CLIENT_ID.to_owned()),
-        ("SHOPIFY_CLIENT_SECRET".to_owned(), SHOPIFY_CLIENT_SECRET.to_owned()),
+        (
+            "SHOPIFY_CLIENT_SECRET".to_owned(),
+            SHOPIFY_CLIENT_SECRET.to_owned(),
+        ),
     ]);
     Settings::load_from(&config_dir(), &vars).unwrap().0
 }

@@ -8,6 +8,7 @@ mod metrics;
 mod outage;
 mod retries;
 mod scheduling;
+mod shopify;
 mod webhooks;
 
 use std::collections::BTreeMap;
