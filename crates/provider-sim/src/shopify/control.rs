@@ -5,7 +5,8 @@
 //! - `POST /_sim/shopify/{shop}/advance {orders, refunds, cancellations, product_updates,
 //!   product_deletes, customer_deletes}`: changes the store an hour apart on its clock, as a
 //!   merchant's day would, and delivers the webhooks Shopify would send for each change to the
-//!   subscriptions registered for the shop. Answers with what was sent.
+//!   subscriptions registered for the shop (unless `deliver: false`). Answers with what was
+//!   sent.
 //! - `POST /_sim/shopify/{shop}/webhooks/send {topic, payload?, webhook_id?}`: delivers one
 //!   webhook (payloads of the privacy topics and `app/uninstalled` are made from the store);
 //!   passing an earlier `webhook_id` is a redelivery.
@@ -42,6 +43,9 @@ async fn store(sim: web::Data<Sim>, shop: web::Path<String>) -> HttpResponse {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct Advance {
+    /// Send the webhooks for the changes (default); false stands for deliveries that never
+    /// arrived, which only a sync can make up for.
+    deliver: Option<bool>,
     orders: usize,
     refunds: usize,
     cancellations: usize,
@@ -91,6 +95,13 @@ fn variants(store: &Store) -> Vec<(i64, i64, String, i64, String)> {
         .collect()
 }
 
+/// Moves the store's clock to the next change: now (the real clock, as a live shop's changes
+/// are), and always after the previous change.
+fn tick(store: &mut Store) {
+    let now = chrono::Utc::now().timestamp();
+    store.clock = (store.clock + 1).max(now);
+}
+
 /// Applies the changes and returns the (topic, payload) pairs Shopify would deliver.
 fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, Value)> {
     let p = ShopProfile::for_shop(shop);
@@ -108,7 +119,7 @@ fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, 
     };
     let vs = variants(store);
     for _ in 0..a.orders {
-        store.clock += 3_600;
+        tick(store);
         let buyer = store
             .customers
             .get(rng.usize(..store.customers.len().max(1)))
@@ -140,7 +151,7 @@ fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, 
     let mut picks = paid.into_iter();
     for _ in 0..a.refunds {
         let Some(i) = picks.next() else { break };
-        store.clock += 3_600;
+        tick(store);
         let at = store.clock;
         data::refund_units(&mut store.orders[i], &p, &pm, at, false, &mut id);
         let order = store.orders[i].clone();
@@ -154,7 +165,7 @@ fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, 
     }
     for _ in 0..a.cancellations {
         let Some(i) = picks.next() else { break };
-        store.clock += 3_600;
+        tick(store);
         let at = store.clock;
         data::cancel(&mut store.orders[i], &p, &pm, at, true, &mut id);
         let order = store.orders[i].clone();
@@ -162,7 +173,7 @@ fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, 
         out.push(("orders/updated".to_owned(), order));
     }
     for k in 0..a.product_updates.min(store.products.len()) {
-        store.clock += 3_600;
+        tick(store);
         let product = &mut store.products[k];
         product["title"] = json!(format!("{} (new)", product["title"].as_str().unwrap_or("")));
         product["updated_at"] = json!(data::timestamp(store.clock, &p));
@@ -172,7 +183,7 @@ fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, 
         let Some(product) = store.products.pop() else {
             break;
         };
-        store.clock += 3_600;
+        tick(store);
         let pid = product["id"].as_i64().unwrap_or(0);
         store.deleted_products.push(pid);
         out.push(("products/delete".to_owned(), json!({ "id": pid })));
@@ -192,7 +203,7 @@ fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, 
             break;
         };
         let customer = store.customers.remove(at);
-        store.clock += 3_600;
+        tick(store);
         let cid = customer["id"].as_i64().unwrap_or(0);
         store.deleted_customers.push(cid);
         out.push(("customers/delete".to_owned(), json!({ "id": cid })));
@@ -215,7 +226,11 @@ async fn advance(
     };
     let mut sent = Vec::new();
     for (topic, payload) in changes {
-        sent.push(deliver(&sim, &shop, &topic, &payload, None).await);
+        if body.deliver == Some(false) {
+            sent.push(json!({ "topic": topic, "deliveries": [] }));
+        } else {
+            sent.push(deliver(&sim, &shop, &topic, &payload, None).await);
+        }
     }
     HttpResponse::Ok().json(json!({ "sent": sent }))
 }

@@ -272,9 +272,11 @@ const CHECKED: [&str; 10] = [
 
 /// The API's daily series of `metric`, zero days left out (as in the expectation).
 async fn api_series(m: &Merchant, metric: &str) -> BTreeMap<NaiveDate, i64> {
+    // From before the data set to today: a live shop's changes happen now.
+    let to = chrono::Utc::now().date_naive() + chrono::Days::new(1);
     let s = m
         .get(&format!(
-            "/orgs/{}/metrics/{metric}?from=2025-06-01&to=2026-02-28&granularity=day",
+            "/orgs/{}/metrics/{metric}?from=2025-06-01&to={to}&granularity=day",
             m.org
         ))
         .await;
@@ -415,4 +417,287 @@ async fn an_installed_shop_is_backfilled_and_its_metrics_match_shopifys_definiti
         .map(|p| p["net"].as_i64().unwrap())
         .sum();
     assert_eq!(sum, total_net, "products' net sums to the shop's net sales");
+}
+
+async fn sim_post(h: &Harness, path: &str, body: Value) -> Value {
+    let res = reqwest::Client::new()
+        .post(format!("{}/_sim/shopify/{SHOP}/{path}", h.sim))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
+async fn rows(h: &Harness, sql: &str) -> i64 {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = biz_core::db::conn(&h.pool).await.unwrap();
+    let n: N = diesel::sql_query(sql).get_result(&mut conn).await.unwrap();
+    n.n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_keep_the_shop_current_and_the_privacy_topics_are_honoured() {
+    let h = Harness::new(5).await;
+    let gateway = h.gateway().await;
+    let _w = h.worker("shopify-hooks", &[]);
+    let m = install(&gateway).await;
+    let id = integration(&m).await["id"].as_str().unwrap().to_owned();
+    wait_for_run(&m, &id, Duration::from_secs(60)).await;
+    let tz: Tz = TZ.parse().unwrap();
+
+    // A merchant's day: new orders, refunds, a cancellation, a renamed product, a deleted
+    // product and a deleted customer, each delivered as a signed webhook.
+    let sent = sim_post(
+        &h,
+        "advance",
+        json!({ "orders": 4, "refunds": 2, "cancellations": 1, "product_updates": 1, "product_deletes": 1, "customer_deletes": 1 }),
+    )
+    .await;
+    let deliveries: Vec<&Value> = sent["sent"].as_array().unwrap().iter().collect();
+    assert_eq!(deliveries.len(), 4 + 2 * 2 + 2 + 1 + 1 + 1);
+    for d in &deliveries {
+        assert_eq!(d["deliveries"][0]["status"], 200, "{d}");
+    }
+    // Redelivering one is acknowledged as a duplicate and changes nothing.
+    let first = deliveries[0];
+    let again = sim_post(
+        &h,
+        "webhooks/send",
+        json!({ "topic": first["topic"], "webhook_id": first["webhook_id"], "payload": {"id": 1} }),
+    )
+    .await;
+    assert_eq!(again["deliveries"][0]["status"], 200);
+    let data = store(&h).await;
+    metrics_match(&m, &expected(&data, tz)).await;
+    assert_eq!(
+        rows(
+            &h,
+            "SELECT count(*) AS n FROM webhook_events WHERE provider = 'shopify'"
+        )
+        .await,
+        deliveries.len() as i64
+    );
+    let deleted_product = data["deleted_products"][0].as_i64().unwrap();
+    let deleted_customer = data["deleted_customers"][0].as_i64().unwrap();
+    assert_eq!(
+        rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE shopify_id IN ({deleted_product}, {deleted_customer})")).await,
+        0
+    );
+    assert_eq!(
+        rows(&h, "SELECT count(*) AS n FROM shopify_objects WHERE kind = 'product' AND raw->>'title' LIKE '%(new)'").await,
+        1
+    );
+
+    // A bad signature is refused and stores nothing.
+    let res = reqwest::Client::new()
+        .post(format!("{gateway}/webhooks/shopify"))
+        .header("X-Shopify-Topic", "orders/create")
+        .header("X-Shopify-Shop-Domain", SHOP)
+        .header("X-Shopify-Webhook-Id", "forged-1")
+        .header("X-Shopify-Hmac-Sha256", "bm90IGEgc2lnbmF0dXJl")
+        .body(r#"{"id": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"]["code"].is_string(), "{body}");
+    assert_eq!(
+        rows(
+            &h,
+            "SELECT count(*) AS n FROM webhook_events WHERE external_id = 'forged-1'"
+        )
+        .await,
+        0
+    );
+
+    // customers/data_request: an export of that customer's data for the merchant.
+    let buyer = data["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|o| o["customer"]["id"].as_i64())
+        .unwrap();
+    let orders_of_buyer = data["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["customer"]["id"].as_i64() == Some(buyer))
+        .count() as i64;
+    sim_post(
+        &h,
+        "webhooks/send",
+        json!({ "topic": "customers/data_request", "customer_id": buyer }),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rows(&h, "SELECT count(*) AS n FROM shopify_data_requests").await == 0 {
+        assert!(Instant::now() < deadline, "no export made");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        rows(&h, &format!("SELECT jsonb_array_length(export->'orders')::bigint AS n FROM shopify_data_requests WHERE shopify_customer_id = {buyer}")).await,
+        orders_of_buyer
+    );
+
+    // customers/redact: personal data gone, amounts (and so every metric) unchanged.
+    let email = data["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"].as_i64() == Some(buyer))
+        .map(|c| c["email"].as_str().unwrap().to_owned())
+        .unwrap();
+    sim_post(
+        &h,
+        "webhooks/send",
+        json!({ "topic": "customers/redact", "customer_id": buyer }),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = rows(
+            &h,
+            &format!("SELECT count(*) AS n FROM shopify_objects WHERE raw::text LIKE '%{email}%'"),
+        )
+        .await;
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left} rows still hold {email}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE kind = 'order' AND customer_id = {buyer} AND redacted")).await,
+        orders_of_buyer
+    );
+    metrics_match(&m, &expected(&data, tz)).await;
+
+    // app/uninstalled: disconnected, token gone, no more schedule.
+    sim_post(&h, "webhooks/send", json!({ "topic": "app/uninstalled" })).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let i = integration(&m).await;
+        if i["status"] == "disconnected" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {i}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        rows(&h, &format!("SELECT count(*) AS n FROM integrations WHERE id = '{id}' AND credentials IS NULL AND next_sync_at IS NULL")).await,
+        1
+    );
+
+    // shop/redact (48 hours later at Shopify): everything from the shop is deleted and the
+    // metrics no longer count it.
+    sim_post(&h, "webhooks/send", json!({ "topic": "shop/redact" })).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let objects = rows(
+            &h,
+            &format!("SELECT count(*) AS n FROM shopify_objects WHERE integration_id = '{id}'"),
+        )
+        .await;
+        let orders = api_series(&m, "shopify_orders").await;
+        if objects == 0 && orders.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{objects} objects, {} order days left",
+            orders.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_whose_webhooks_never_came_are_found_by_the_next_syncs() {
+    let h = Harness::new(5).await;
+    let gateway = h.gateway().await;
+    let _w = h.worker("shopify-incremental", &[]);
+    let m = install(&gateway).await;
+    let id = integration(&m).await["id"].as_str().unwrap().to_owned();
+    wait_for_run(&m, &id, Duration::from_secs(60)).await;
+    let tz: Tz = TZ.parse().unwrap();
+    sim_post(
+        &h,
+        "advance",
+        json!({ "deliver": false, "orders": 3, "refunds": 2, "cancellations": 1, "product_deletes": 1 }),
+    )
+    .await;
+    let data = store(&h).await;
+    let before = h
+        .sim_requests(&format!("/shopify/{SHOP}/admin/api/"))
+        .await
+        .len();
+
+    // An incremental sync reads only what changed since the last walk began (less the
+    // overlap): the new orders and the refunded and cancelled ones.
+    let sync = |mode: &'static str| {
+        let m = &m;
+        let id = id.clone();
+        async move {
+            let res = m
+                .http
+                .post(format!(
+                    "{}/api/v1/orgs/{}/integrations/{id}/sync",
+                    m.gateway, m.org
+                ))
+                .bearer_auth(&m.token)
+                .json(&json!({ "mode": mode }))
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().is_success(), "{}", res.status());
+        }
+    };
+    sync("incremental").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let run = wait_for_run(&m, &id, Duration::from_secs(60)).await;
+    assert_eq!(run["mode"], "incremental");
+    let requests = h.sim_requests(&format!("/shopify/{SHOP}/admin/api/")).await;
+    let new: Vec<&Value> = requests[before..].iter().collect();
+    assert!(!new.is_empty());
+    assert!(
+        new.iter()
+            .all(|r| r["query"].as_str().unwrap().contains("updated_at_min=")),
+        "{new:?}"
+    );
+    let orders = run["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "orders")
+        .unwrap()["stored"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        (3..50).contains(&orders),
+        "read {orders} orders, not only the changed ones"
+    );
+    metrics_match(&m, &expected(&data, tz)).await;
+
+    // The deleted product is still here: no webhook said so, and an incremental walk cannot
+    // see absences. A full sync reconciles.
+    let deleted = data["deleted_products"][0].as_i64().unwrap();
+    let sql = format!("SELECT count(*) AS n FROM shopify_objects WHERE kind = 'product' AND shopify_id = {deleted}");
+    let present = || rows(&h, &sql);
+    assert_eq!(present().await, 1);
+    sync("full").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_run(&m, &id, Duration::from_secs(60)).await;
+    assert_eq!(present().await, 0);
+    assert_eq!(
+        rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE integration_id = '{id}' AND kind = 'product'")).await,
+        data["products"].as_array().unwrap().len() as i64
+    );
 }
