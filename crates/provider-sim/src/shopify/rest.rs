@@ -175,6 +175,12 @@ async fn list(
             return HttpResponse::ServiceUnavailable()
                 .json(json!({ "errors": "Service Unavailable" }))
         }
+        // An injected 429: as if another app's calls had filled the bucket.
+        Verdict::Fault(FaultKind::Status429) => {
+            return HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
+                .insert_header(("Retry-After", "1.0"))
+                .json(json!({ "errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service." }))
+        }
         _ => {}
     }
     let query: Vec<(String, String)> =

@@ -701,3 +701,66 @@ async fn changes_whose_webhooks_never_came_are_found_by_the_next_syncs() {
         data["products"].as_array().unwrap().len() as i64
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_small_bucket_is_never_overflowed_and_a_429_is_only_a_correction() {
+    let h = Harness::new(5).await;
+    // A shop with many orders and a bucket of 4 calls leaking 4 a second, while our settings
+    // still say 40: the shop's X-Shopify-Shop-Api-Call-Limit header has to correct us.
+    h.sim_config(json!({
+        "stripe": { "customers": 5 },
+        "shopify": { "orders": 2500, "bucket_size": 4, "leak_per_second": 4.0 }
+    }))
+    .await;
+    let gateway = h.gateway().await;
+    let _w = h.worker("shopify-bucket", &[]);
+    let m = install(&gateway).await;
+    let id = integration(&m).await["id"].as_str().unwrap().to_owned();
+    let run = wait_for_run(&m, &id, Duration::from_secs(90)).await;
+    let data = store(&h).await;
+    let orders = run["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "orders")
+        .unwrap()["stored"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(orders, 2500);
+    let requests = h.sim_requests(&format!("/shopify/{SHOP}/admin/api/")).await;
+    let lists: Vec<&Value> = requests
+        .iter()
+        .filter(|r| !r["path"].as_str().unwrap().ends_with("webhooks.json"))
+        .collect();
+    assert!(lists.len() >= 10 + 1 + 3, "{}", lists.len());
+    let refused = lists.iter().filter(|r| r["status"] == 429).count();
+    assert_eq!(refused, 0, "the bucket overflowed {refused} times");
+
+    // 429s injected into a full sync (as if another app had drained the bucket) are waited out
+    // as the header says, and the run still ends with every object.
+    h.sim_config(json!({
+        "stripe": { "customers": 5 },
+        "shopify": { "orders": 2500, "bucket_size": 4, "leak_per_second": 4.0 },
+        "faults": { "rate": 0.5, "kinds": ["429"], "max": 3, "path_prefix": format!("/shopify/{SHOP}/admin/api/") }
+    }))
+    .await;
+    let res = m
+        .http
+        .post(format!(
+            "{}/api/v1/orgs/{}/integrations/{id}/sync",
+            m.gateway, m.org
+        ))
+        .bearer_auth(&m.token)
+        .json(&json!({ "mode": "full" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let run = wait_for_run(&m, &id, Duration::from_secs(90)).await;
+    assert_eq!(run["attempts"], 1, "a 429 must not fail the attempt: {run}");
+    let after = h.sim_requests(&format!("/shopify/{SHOP}/admin/api/")).await;
+    assert_eq!(after.iter().filter(|r| r["status"] == 429).count(), 3);
+    let stored = rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE integration_id = '{id}' AND kind = 'order'")).await;
+    assert_eq!(stored, data["orders"].as_array().unwrap().len() as i64);
+}
