@@ -273,6 +273,46 @@ async function stripePage() {
   await render();
 }
 
+async function shopifyPage() {
+  const org = state.org.id;
+  const toolbar = el("div", { class: "toolbar" });
+  const grid = el("div", { class: "charts" });
+  const top = el("div", { class: "panel", id: "top-products" });
+  main().replaceChildren(el("h1", {}, "Shopify"), toolbar, grid, top);
+  toolbar.append(...rangeInputs(() => render()));
+  // Money in the shop's currency: a shop sells in one.
+  const metrics = [
+    ["shopify_revenue_net", "Net sales", true], ["shopify_revenue_gross", "Gross sales", true],
+    ["shopify_orders", "Orders", true], ["shopify_aov", "Average order value", false],
+    ["shopify_returns", "Returns", true], ["shopify_refunds", "Refunds", true],
+    ["shopify_customers_new", "New customers", true], ["shopify_customers_returning", "Returning customers", true],
+  ];
+  async function render() {
+    const { from, to } = range();
+    try {
+      const [charts, products] = await Promise.all([
+        Promise.all(metrics.map(async ([key, label, bars]) => {
+          const s = await api("GET", `/orgs/${org}/metrics/${key}?from=${from}&to=${to}`);
+          const cur = s.series.find((p) => p.currency);
+          return el("div", { class: "panel chart", "data-metric": key }, el("h2", {}, cur ? `${label} (${cur.currency.toUpperCase()})` : label), chart(s.series, { bars }));
+        })),
+        api("GET", `/orgs/${org}/metrics/shopify/top-products?from=${from}&to=${to}&limit=10`),
+      ]);
+      grid.replaceChildren(...charts);
+      top.replaceChildren(el("h2", {}, "Top products by net sales"), products.data.length === 0
+        ? el("div", { class: "empty" }, "No sales in this range.")
+        : el("table", {},
+          el("thead", {}, el("tr", {}, ["Product", "Units", "Returned", "Net sales"].map((h) => el("th", {}, h)))),
+          el("tbody", {}, products.data.map((p) => el("tr", {},
+            el("td", {}, p.title || p.product_id), el("td", {}, String(p.units_sold)),
+            el("td", {}, String(p.units_returned)), el("td", {}, money(p.net, p.currency)))))));
+    } catch (err) {
+      grid.replaceChildren(el("p", { class: "error" }, err.message));
+    }
+  }
+  await render();
+}
+
 async function integrationsPage() {
   const org = state.org.id;
   const list = el("div", { id: "integrations" });
@@ -415,6 +455,7 @@ function placeholder(title, text) {
 const pages = {
   overview,
   stripe: stripePage,
+  shopify: shopifyPage,
   integrations: integrationsPage,
   team: teamPage,
   reports: () => placeholder("Reports", "No scheduled reports yet. PDF, Excel and CSV reports will be set up here."),

@@ -508,19 +508,18 @@ pub async fn recompute(
     .bind::<Array<Text>, _>(values)
     .execute(conn)
     .await?;
-    let mut cols: (Vec<NaiveDate>, Vec<String>, Vec<String>, Vec<String>) = Default::default();
-    let mut nums: (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>) = Default::default();
-    for ((day, product, cur), p) in products {
-        cols.0.push(day);
-        cols.1.push(product);
-        cols.2.push(cur);
-        cols.3.push(p.title);
-        nums.0.push(p.units_sold);
-        nums.1.push(p.units_returned);
-        nums.2.push(p.gross);
-        nums.3.push(p.discounts);
-        nums.4.push(p.returns);
-    }
+    // One array per column, bound to one statement.
+    let (days, ids, currencies): (Vec<NaiveDate>, Vec<String>, Vec<String>) = products
+        .keys()
+        .cloned()
+        .fold(Default::default(), |mut acc, (d, p, c)| {
+            acc.0.push(d);
+            acc.1.push(p);
+            acc.2.push(c);
+            acc
+        });
+    let column = |f: fn(&ProductDay) -> i64| products.values().map(f).collect::<Vec<i64>>();
+    let titles: Vec<String> = products.values().map(|p| p.title.clone()).collect();
     let product_rows = diesel::sql_query(
         "INSERT INTO commerce_product_daily
             (organization_id, source, day, product_id, currency, title, units_sold, units_returned, gross, discounts, returns)
@@ -529,15 +528,15 @@ pub async fn recompute(
              AS x(d, p, c, t, us, ur, g, di, r)",
     )
     .bind::<diesel::sql_types::Uuid, _>(organization_id)
-    .bind::<Array<Date>, _>(cols.0)
-    .bind::<Array<Text>, _>(cols.1)
-    .bind::<Array<Text>, _>(cols.2)
-    .bind::<Array<Text>, _>(cols.3)
-    .bind::<Array<BigInt>, _>(nums.0)
-    .bind::<Array<BigInt>, _>(nums.1)
-    .bind::<Array<BigInt>, _>(nums.2)
-    .bind::<Array<BigInt>, _>(nums.3)
-    .bind::<Array<BigInt>, _>(nums.4)
+    .bind::<Array<Date>, _>(days)
+    .bind::<Array<Text>, _>(ids)
+    .bind::<Array<Text>, _>(currencies)
+    .bind::<Array<Text>, _>(titles)
+    .bind::<Array<BigInt>, _>(column(|p| p.units_sold))
+    .bind::<Array<BigInt>, _>(column(|p| p.units_returned))
+    .bind::<Array<BigInt>, _>(column(|p| p.gross))
+    .bind::<Array<BigInt>, _>(column(|p| p.discounts))
+    .bind::<Array<BigInt>, _>(column(|p| p.returns))
     .execute(conn)
     .await?;
     Ok(written + product_rows)

@@ -320,8 +320,15 @@ impl Store {
                 cancel(&mut order, &p, &presentment, at, false, &mut id);
             } else if paid && roll < 18 {
                 let at = processed + DAY * rng.i64(1..20) + rng.i64(0..DAY);
-                refund_units(&mut order, &p, &presentment, at, roll % 3 == 0, &mut id);
-                if roll % 4 == 0 {
+                refund_units(
+                    &mut order,
+                    &p,
+                    &presentment,
+                    at,
+                    roll.is_multiple_of(3),
+                    &mut id,
+                );
+                if roll.is_multiple_of(4) {
                     // A second, later refund of the rest of one line where there is any.
                     refund_units(&mut order, &p, &presentment, at + 2 * DAY, false, &mut id);
                 }

@@ -24,14 +24,23 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(dashboard);
 }
 
-/// The cards each source brings, in order: (card, metric).
-const STRIPE_CARDS: [(&str, &str); 6] = [
-    ("revenue", "stripe_revenue"),
-    ("mrr", "stripe_mrr"),
-    ("arr", "stripe_arr"),
-    ("subscriptions_active", "stripe_subscriptions_active"),
-    ("refunds", "stripe_refunds_total"),
-    ("churn", "stripe_customer_churn_rate"),
+/// The cards each source brings, in order: (source, card, metric).
+const CARDS: [(&str, &str, &str); 11] = [
+    ("stripe", "revenue", "stripe_revenue"),
+    ("stripe", "mrr", "stripe_mrr"),
+    ("stripe", "arr", "stripe_arr"),
+    (
+        "stripe",
+        "subscriptions_active",
+        "stripe_subscriptions_active",
+    ),
+    ("stripe", "refunds", "stripe_refunds_total"),
+    ("stripe", "churn", "stripe_customer_churn_rate"),
+    ("shopify", "shopify_net_sales", "shopify_revenue_net"),
+    ("shopify", "orders", "shopify_orders"),
+    ("shopify", "aov", "shopify_aov"),
+    ("shopify", "shopify_refunds", "shopify_refunds"),
+    ("shopify", "new_customers", "shopify_customers_new"),
 ];
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -127,10 +136,17 @@ async fn dashboard(
     )
     .await?;
     let mut cards = Vec::new();
-    if sources.iter().any(|s| s == "stripe") {
-        for (key, metric) in STRIPE_CARDS {
+    for (source, key, metric) in CARDS {
+        if !sources.iter().any(|s| s == source) {
+            continue;
+        }
+        {
             let definition = find_definition(metric)?;
-            let card = if definition.unit == "money" && currency.is_none() {
+            // An average (AOV) is not a sum of converted days: it stays in the shop's currency.
+            let card = if definition.unit == "money"
+                && currency.is_none()
+                && !definition.is_average()
+            {
                 let (now, mut missing) = in_reporting_currency(
                     &mut conn,
                     org_id,
@@ -165,14 +181,10 @@ async fn dashboard(
                 let sparkline =
                     points(&mut conn, org_id, definition, (from, to), "day", only).await?;
                 let total = changes(&now, &then).into_iter().next();
-                card(
-                    key,
-                    definition,
-                    only.map(str::to_owned),
-                    total,
-                    sparkline,
-                    Vec::new(),
-                )
+                let shown = only
+                    .map(str::to_owned)
+                    .or_else(|| total.as_ref().and_then(|t| t.currency.clone()));
+                card(key, definition, shown, total, sparkline, Vec::new())
             };
             cards.push(card);
         }

@@ -163,6 +163,13 @@ const CATALOG: [Definition; 30] = [
     Definition { key: "shopify_units_returned", label: "Units returned", unit: "count", description: "Σ refunded line quantities on the refund's day, and a cancellation's remaining units on its day.", dimension: None, kind: Kind::Flow },
 ];
 
+impl Definition {
+    /// A ratio of two stored sums (AOV): never converted day by day.
+    pub fn is_average(&self) -> bool {
+        matches!(self.kind, Kind::Average { .. })
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MetricInfo {
     key: &'static str,
