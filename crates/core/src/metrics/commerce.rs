@@ -594,3 +594,120 @@ pub async fn top_products(
     .load(conn)
     .await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn money(amount: &str) -> Value {
+        json!({ "shop_money": { "amount": amount, "currency_code": "USD" }, "presentment_money": { "amount": amount, "currency_code": "USD" } })
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    /// The worked example of docs/METRICS.md ("Shopify").
+    fn order_1042() -> Value {
+        json!({
+            "id": 1042, "test": false, "taxes_included": false, "currency": "USD",
+            "processed_at": "2025-11-03T21:14:05-05:00", "created_at": "2025-11-03T21:14:05-05:00",
+            "total_price_set": money("67.12"), "customer": { "id": 7 },
+            "line_items": [
+                { "id": 1, "product_id": 100, "title": "Shirt", "quantity": 2, "price_set": money("25.00"),
+                  "discount_allocations": [{ "amount_set": money("5.00") }],
+                  "tax_lines": [{ "rate": 0.08875, "price_set": money("3.99") }] },
+                { "id": 2, "product_id": 200, "title": "Socks", "quantity": 1, "price_set": money("12.99"),
+                  "discount_allocations": [], "tax_lines": [{ "rate": 0.08875, "price_set": money("1.15") }] }
+            ],
+            "shipping_lines": [{ "price_set": money("5.99") }],
+            "refunds": [{
+                "id": 9, "processed_at": "2025-11-10T10:00:00-05:00",
+                "refund_line_items": [{ "line_item_id": 1, "quantity": 1, "subtotal_set": money("22.50"), "total_tax_set": money("2.00") }],
+                "transactions": [
+                    { "kind": "refund", "status": "success", "amount": "24.50", "currency": "USD", "processed_at": "2025-11-10T10:00:00-05:00" },
+                    { "kind": "refund", "status": "failure", "amount": "24.50", "currency": "USD", "processed_at": "2025-11-10T10:00:00-05:00" }
+                ]
+            }],
+            "cancelled_at": "2025-11-12T09:00:00-05:00"
+        })
+    }
+
+    #[test]
+    fn the_worked_example_books_each_amount_on_its_local_day() {
+        let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
+        let f = OrderFacts::from_order(&order_1042(), tokyo)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.day, day("2025-11-04"));
+        assert_eq!((f.gross, f.discounts, f.units), (6299, 500, 3));
+        assert_eq!(f.customer, Some(7));
+        assert_eq!(f.refunds, BTreeMap::from([(day("2025-11-11"), 2450)]));
+        assert_eq!(
+            f.returns,
+            BTreeMap::from([
+                (day("2025-11-11"), (2250, 1)),
+                (day("2025-11-12"), (3549, 2))
+            ])
+        );
+        // Over its life the cancelled order nets to zero.
+        let returned: i64 = f.returns.values().map(|r| r.0).sum();
+        assert_eq!(f.gross - f.discounts - returned, 0);
+        // In New York the same order is on the 3rd.
+        let ny: Tz = "America/New_York".parse().unwrap();
+        assert_eq!(
+            OrderFacts::from_order(&order_1042(), ny)
+                .unwrap()
+                .unwrap()
+                .day,
+            day("2025-11-03")
+        );
+    }
+
+    #[test]
+    fn tax_included_prices_have_their_tax_taken_out_of_gross() {
+        // €24.00 × 1 at 20 % VAT included: 24.00 − round(24.00 × 0.2 / 1.2) = 20.00.
+        // €10.01 × 3 = 30.03: tax 5.005 → 5.00 (half to even), gross 25.03.
+        let eur = |a: &str| json!({ "shop_money": { "amount": a, "currency_code": "EUR" } });
+        let order = json!({
+            "id": 1, "test": false, "taxes_included": true, "processed_at": "2025-11-03T10:00:00+01:00",
+            "total_price_set": eur("54.03"),
+            "line_items": [
+                { "id": 1, "quantity": 1, "price_set": eur("24.00"), "discount_allocations": [], "tax_lines": [{ "rate": 0.2 }] },
+                { "id": 2, "quantity": 3, "price_set": eur("10.01"), "discount_allocations": [], "tax_lines": [{ "rate": 0.2 }] }
+            ],
+            "refunds": [{ "processed_at": "2025-11-05T10:00:00+01:00",
+                "refund_line_items": [{ "line_item_id": 1, "quantity": 1, "subtotal_set": eur("24.00"), "total_tax_set": eur("4.00") }],
+                "transactions": [] }]
+        });
+        let f = OrderFacts::from_order(&order, Tz::UTC).unwrap().unwrap();
+        assert_eq!(f.currency, "eur");
+        assert_eq!(f.gross, 2000 + 2503);
+        assert_eq!(f.returns[&day("2025-11-05")], (2000, 1));
+    }
+
+    #[test]
+    fn test_orders_count_nothing_and_bad_amounts_are_errors() {
+        let mut o = order_1042();
+        o["test"] = json!(true);
+        assert_eq!(OrderFacts::from_order(&o, Tz::UTC), Ok(None));
+        let mut o = order_1042();
+        o["line_items"][0]["price_set"]["shop_money"]["amount"] = json!("25,00");
+        assert!(matches!(
+            OrderFacts::from_order(&o, Tz::UTC),
+            Err(OrderError::BadAmount(_))
+        ));
+    }
+
+    #[test]
+    fn a_transaction_in_the_buyers_currency_is_converted_at_the_orders_rate() {
+        // Shop $100.00 shown as CA$135.00; CA$27.00 back is $20.00.
+        let order = json!({ "total_price_set": {
+            "shop_money": { "amount": "100.00", "currency_code": "USD" },
+            "presentment_money": { "amount": "135.00", "currency_code": "CAD" } } });
+        let t = json!({ "amount": "27.00", "currency": "CAD" });
+        let rate = presentment_rate(&order);
+        assert_eq!(transaction_shop_money(&t, "usd", rate.as_ref()), Ok(2000));
+    }
+}
