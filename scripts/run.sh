@@ -78,6 +78,19 @@ if [ -n "$token" ] && [ -n "$org" ]; then
       && echo "run: demo Stripe account connected; its backfill is running" \
       || echo "run: could not connect the demo Stripe account"
   fi
+  # And the simulator's demo shop, installed the way a merchant does: our install route, the
+  # shop's approval page (the simulator approves at once), our OAuth callback.
+  if ! curl -fsS "$url/api/v1/orgs/$org/integrations" -H "authorization: Bearer $token" | grep -q '"provider":"shopify"'; then
+    next=$(curl -sS -o /dev/null -w '%{redirect_url}' -H "authorization: Bearer $token" \
+      "$url/api/v1/orgs/$org/integrations/shopify/install?shop=demo-shop.myshopify.com")
+    for _ in 1 2; do
+      [ -n "$next" ] && next=$(curl -sS -o /dev/null -w '%{redirect_url}' "$next")
+    done
+    case "$next" in
+      *connected=shopify*) echo "run: demo Shopify store installed; its backfill is running" ;;
+      *) echo "run: could not install the demo Shopify store" ;;
+    esac
+  fi
 fi
 
 cat <<MSG
