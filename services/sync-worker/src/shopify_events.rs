@@ -76,7 +76,8 @@ pub async fn apply(conn: &mut db::Conn, event: &WebhookEvent) -> Result<(), Appl
                     .ok_or_else(|| ApplyError::Payload("no customer.id".into()))?;
                 let orders = ids(&payload["orders_to_redact"]);
                 let n = store::redact_customer(conn, integration, customer, &orders).await?;
-                tracing::info!(orders = n, "Shopify customer redacted");
+                let events = store::scrub_customer_traces(conn, integration, customer, id).await?;
+                tracing::info!(orders = n, events, "Shopify customer redacted");
             }
             "shop/redact" => {
                 let n = store::delete_shop_data(conn, org, integration).await?;

@@ -256,6 +256,35 @@ pub async fn redact_customer(
     .await?)
 }
 
+/// The rest of `customers/redact`: exports made for that customer are deleted, and the stored
+/// webhook payloads that carry their data (processed ones, and `current`, the redact event
+/// itself) are replaced by a marker. Returns payloads scrubbed.
+pub async fn scrub_customer_traces(
+    conn: &mut Conn,
+    integration_id: Uuid,
+    customer_id: i64,
+    current: Uuid,
+) -> Result<usize, DbError> {
+    diesel::sql_query(
+        "DELETE FROM shopify_data_requests WHERE integration_id = $1 AND shopify_customer_id = $2",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(integration_id)
+    .bind::<BigInt, _>(customer_id)
+    .execute(conn)
+    .await?;
+    Ok(diesel::sql_query(
+        "UPDATE webhook_events SET payload = '{\"redacted\": true}'
+          WHERE integration_id = $1 AND provider = 'shopify' AND (status = 'processed' OR id = $3)
+            AND (payload::jsonb #>> '{customer,id}' = $2::text
+                 OR (event_type LIKE 'customers/%' AND payload::jsonb ->> 'id' = $2::text))",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(integration_id)
+    .bind::<BigInt, _>(customer_id)
+    .bind::<diesel::sql_types::Uuid, _>(current)
+    .execute(conn)
+    .await?)
+}
+
 /// Everything held about one customer of the shop, for `customers/data_request`.
 pub async fn export_customer(
     conn: &mut Conn,
