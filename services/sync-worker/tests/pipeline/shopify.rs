@@ -793,3 +793,47 @@ async fn a_small_bucket_is_never_overflowed_and_a_429_is_only_a_correction() {
     let stored = rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE integration_id = '{id}' AND kind = 'order'")).await;
     assert_eq!(stored, data["orders"].as_array().unwrap().len() as i64);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_killed_midway_resumes_from_its_checkpoints_with_the_same_metrics() {
+    let h = Harness::new(5).await;
+    // 5,000 orders in 20 pages, slowly: a run of several seconds to kill in the middle of.
+    h.sim_config(
+        json!({ "stripe": { "customers": 5 }, "shopify": { "orders": 5000 }, "latency_ms": 250 }),
+    )
+    .await;
+    let gateway = h.gateway().await;
+    let mut first = h.worker("shopify-doomed", &[]);
+    let m = install(&gateway).await;
+    let id = integration(&m).await["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sql = format!("SELECT count(*) AS n FROM shopify_objects WHERE integration_id = '{id}' AND kind = 'order'");
+        if rows(&h, &sql).await >= 1_000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the backfill did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.sigkill();
+    let _second = h.worker("shopify-rescuer", &[]);
+    let run = wait_for_run(&m, &id, Duration::from_secs(90)).await;
+    assert_eq!(
+        run["attempts"], 2,
+        "claimed again once the lease lapsed: {run}"
+    );
+    let data = store(&h).await;
+    assert_eq!(
+        rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE integration_id = '{id}' AND kind = 'order'")).await,
+        5_000
+    );
+    // Resumed at the checkpoints: each resource refetched at most the page it had in flight.
+    let orders_pages = h
+        .sim_requests(&format!("/shopify/{SHOP}/admin/api/"))
+        .await
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with("/orders.json"))
+        .count();
+    assert!(orders_pages <= 20 + 1, "{orders_pages} order pages for 20");
+    metrics_match(&m, &expected(&data, TZ.parse().unwrap())).await;
+}
