@@ -28,6 +28,8 @@ bench: services
 	target/release/queue-bench webhooks
 	target/release/queue-bench throttled
 	target/release/queue-bench backfill
+	target/release/queue-bench shopify-throttled
+	target/release/queue-bench shopify-backfill
 	target/release/queue-bench dashboard
 	target/release/queue-bench login-timing
 

@@ -11,6 +11,7 @@ mod backfill;
 mod dashboard;
 mod driver;
 mod login_timing;
+mod shopify;
 mod stack;
 mod throttled;
 mod webhooks;
@@ -67,6 +68,26 @@ async fn main() -> anyhow::Result<()> {
                 "target/bench/throttled.json",
                 serde_json::to_string_pretty(&r)?,
             )?;
+            Ok(())
+        }
+        Some("shopify-throttled") => {
+            let r = shopify::throttled().await?;
+            println!(
+                "shopify-throttled-bench: {} orders, {} calls; after the bucket's first {}: {}/s = {} % of the {}/s leak; {} answered 429; run {}",
+                r["orders"], r["calls"], r["bucket_size"], r["achieved_per_s"], r["share_of_limit_pct"], r["leak_per_second"], r["responses_429"], r["run_status"]
+            );
+            std::fs::create_dir_all("target/bench")?;
+            std::fs::write("target/bench/shopify-throttled.json", serde_json::to_string_pretty(&r)?)?;
+            Ok(())
+        }
+        Some("shopify-backfill") => {
+            let r = shopify::unthrottled().await?;
+            println!(
+                "shopify-backfill-bench: {} orders in {} s = {} orders/s (worker peak RSS {} MiB); run {}",
+                r["orders"], r["seconds"], r["orders_per_s"], r["worker_peak_rss_mib"], r["run_status"]
+            );
+            std::fs::create_dir_all("target/bench")?;
+            std::fs::write("target/bench/shopify-backfill.json", serde_json::to_string_pretty(&r)?)?;
             Ok(())
         }
         Some("backfill") => {

@@ -78,7 +78,11 @@ impl Stack {
         let url = format!("http://127.0.0.1:{port}");
         let addr = format!("127.0.0.1:{port}");
         let prefix = format!("bench{}", crate::now_us());
+        let shopify_base = format!("{sim}/shopify/{{shop}}");
         let mut env: Vec<(&str, &str)> = vec![
+            ("BIZ__PROVIDERS__SHOPIFY_API_BASE", &shopify_base),
+            ("SHOPIFY_CLIENT_ID", "sim-shopify-client-id"),
+            ("SHOPIFY_CLIENT_SECRET", "sim-shopify-client-secret"),
             ("DATABASE_URL", &db_url),
             ("BIZ__GATEWAY__ADDR", &addr),
             ("BIZ__GATEWAY__PUBLIC_URL", &url),

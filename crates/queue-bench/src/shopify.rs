@@ -1,0 +1,180 @@
+//! `queue-bench shopify-throttled` and `shopify-backfill`: a Shopify store of 20,000 orders
+//! installed through the real OAuth flow and backfilled by the release gateway and sync-worker.
+//!
+//! Throttled: the simulator enforces the standard REST bucket (40 calls, 2 leaked per second,
+//! 429 on overflow). After the bucket's first 40 calls, a client can at best make 2 calls a
+//! second; the share of that it achieves, and the 429s it received, are the figures.
+//! Unthrottled: a bucket too large to matter; orders stored per second and the worker's RSS.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::stack::{rss_mib, Stack};
+
+const SHOP: &str = "bench-shop.myshopify.com";
+const ORDERS: usize = 20_000;
+
+async fn install_and_backfill(
+    sim_shopify: Value,
+    extra_env: &[(&str, &str)],
+) -> anyhow::Result<(Stack, Value, f64, f64)> {
+    let stack = Stack::start(
+        json!({ "stripe": { "customers": 1 }, "shopify": sim_shopify }),
+        extra_env,
+        true,
+        "sk_test_51BenchShopifyOnly00001",
+    )
+    .await?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let mut next = http
+        .get(format!(
+            "{}/api/v1/orgs/{}/integrations/shopify/install?shop={SHOP}",
+            stack.url, stack.org
+        ))
+        .bearer_auth(&stack.token)
+        .send()
+        .await?
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let started = Instant::now();
+    for _ in 0..2 {
+        next = http
+            .get(&next)
+            .send()
+            .await?
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+    }
+    anyhow::ensure!(next.contains("connected=shopify"), "install failed: {next}");
+    let list: Value = stack
+        .http
+        .get(format!(
+            "{}/api/v1/orgs/{}/integrations",
+            stack.url, stack.org
+        ))
+        .bearer_auth(&stack.token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = list["data"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["provider"] == "shopify"))
+        .and_then(|i| i["id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let mut peak = 0.0f64;
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let run = loop {
+        if let Some(pid) = stack.worker_pid() {
+            peak = peak.max(rss_mib(pid));
+        }
+        let runs: Value = stack
+            .http
+            .get(format!(
+                "{}/api/v1/orgs/{}/integrations/{id}/sync-runs?limit=1",
+                stack.url, stack.org
+            ))
+            .bearer_auth(&stack.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let run = runs["data"][0].clone();
+        if run["status"] == "succeeded" || run["status"] == "failed" {
+            break run;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the backfill did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    Ok((stack, run, started.elapsed().as_secs_f64(), peak))
+}
+
+async fn requests(stack: &Stack) -> anyhow::Result<Vec<Value>> {
+    let log: Value = stack
+        .http
+        .get(format!(
+            "{}/_sim/requests?path_prefix=/shopify/{SHOP}/admin/api/",
+            stack.sim
+        ))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(log["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r["method"] == "GET")
+        .collect())
+}
+
+pub async fn throttled() -> anyhow::Result<Value> {
+    let (bucket, leak) = (40usize, 2.0f64);
+    let (stack, run, _, _) = install_and_backfill(
+        json!({ "orders": ORDERS, "bucket_size": bucket, "leak_per_second": leak }),
+        &[],
+    )
+    .await?;
+    let calls = requests(&stack).await?;
+    let refused = calls.iter().filter(|r| r["status"] == 429).count();
+    // After the bucket's first `bucket` calls, the limit is the leak rate.
+    let steady: Vec<&Value> = calls.iter().skip(bucket).collect();
+    let span = |v: &[&Value]| {
+        let first = v.first().and_then(|r| r["at_ms"].as_u64()).unwrap_or(0);
+        let last = v.last().and_then(|r| r["at_ms"].as_u64()).unwrap_or(0);
+        last.saturating_sub(first) as f64 / 1000.0
+    };
+    let seconds = span(&steady);
+    let rate = if seconds > 0.0 {
+        (steady.len() as f64 - 1.0) / seconds
+    } else {
+        0.0
+    };
+    Ok(json!({
+        "orders": ORDERS,
+        "calls": calls.len(),
+        "bucket_size": bucket,
+        "leak_per_second": leak,
+        "steady_calls": steady.len(),
+        "steady_seconds": seconds,
+        "achieved_per_s": (rate * 100.0).round() / 100.0,
+        "share_of_limit_pct": (rate / leak * 1000.0).round() / 10.0,
+        "responses_429": refused,
+        "run_status": run["status"],
+        "targets": { "share_of_limit_pct": 95, "responses_429": 0 },
+    }))
+}
+
+pub async fn unthrottled() -> anyhow::Result<Value> {
+    let extra = [
+        ("BIZ__PROVIDERS__SHOPIFY_BUCKET_SIZE", "1000000"),
+        ("BIZ__PROVIDERS__SHOPIFY_LEAK_PER_SECOND", "100000"),
+    ];
+    let (stack, run, seconds, peak) = install_and_backfill(
+        json!({ "orders": ORDERS, "bucket_size": 1_000_000, "leak_per_second": 100_000.0 }),
+        &extra,
+    )
+    .await?;
+    let stored: i64 = stack
+        .psql("SELECT count(*) FROM shopify_objects WHERE kind = 'order'")?
+        .parse()
+        .unwrap_or(0);
+    Ok(json!({
+        "orders": stored,
+        "seconds": (seconds * 100.0).round() / 100.0,
+        "orders_per_s": (stored as f64 / seconds).round(),
+        "worker_peak_rss_mib": (peak * 10.0).round() / 10.0,
+        "run_status": run["status"],
+    }))
+}
