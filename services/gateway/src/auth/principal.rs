@@ -121,6 +121,16 @@ fn credential(req: &HttpRequest) -> Option<Credential> {
         .filter(|c| !matches!(c, Credential::Cookie(v) if v.is_empty()))
 }
 
+/// The signed-in user of a request outside `/api/v1` (the OAuth callbacks, which the browser
+/// reaches with its session cookie), if it carries a valid credential.
+pub async fn signed_in_user(req: &HttpRequest) -> Option<Uuid> {
+    credential(req)?;
+    match authenticate(req.clone()).await {
+        Ok(Principal::User { user_id, .. }) => Some(user_id),
+        _ => None,
+    }
+}
+
 async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()

@@ -83,11 +83,13 @@ fn refusal(refused: StateRefusal) -> ApiError {
 
 /// Shopify's redirect after the merchant approved the app. Checked in this order, each failure a
 /// 400 that stores nothing: the `hmac` over the other parameters (constant time), the shop's
-/// name, the `timestamp` (±5 minutes), the one-time `state` and that it was issued for this shop.
+/// name, the `timestamp` (±5 minutes), the one-time `state`, that it was issued for this shop and,
+/// when the browser is signed in, to this user.
 /// Then the code is exchanged, the token stored sealed, and the webhooks registered.
 #[utoipa::path(tag = "oauth", responses((status = 302, description = "Installed; to the dashboard's integrations page"), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 #[get("/oauth/shopify/callback")]
 async fn shopify_callback(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -134,6 +136,17 @@ async fn shopify_callback(
             "shop_mismatch",
             "the callback is for another shop than the install was started for",
         ));
+    }
+    // Shopify sends the merchant's browser back with its session cookie (SameSite=Lax allows a
+    // top-level GET): a state issued to someone else is refused. (Without a session the
+    // unguessable, single-use state is what binds the callback to its install.)
+    if let Some(user) = crate::auth::principal::signed_in_user(&req).await {
+        if issued.user_id != Some(user) {
+            return Err(ApiError::bad_request(
+                "state_not_yours",
+                "this install was started by another user",
+            ));
+        }
     }
     let code = get("code")
         .ok_or_else(|| ApiError::bad_request("missing_code", "the callback has no code"))?;

@@ -273,3 +273,120 @@ async fn every_failed_check_is_a_400_and_stores_nothing() {
 
     assert_eq!(integrations_count(&app).await, 0, "nothing stored");
 }
+
+/// `url` with `name` set to `value` and signed again with the app's secret, as a callback that
+/// Shopify really sent would be.
+fn resigned(url: &reqwest::Url, name: &str, value: &str) -> reqwest::Url {
+    let mut params: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "hmac")
+        .map(|(k, v)| {
+            let v = if k == name {
+                value.to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    let hmac = provider_sim::shopify::query_hmac(&params, "sim-shopify-client-secret");
+    params.push(("hmac".into(), hmac));
+    let mut out = url.clone();
+    out.query_pairs_mut().clear().extend_pairs(params);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_shop_names_and_another_users_state_are_refused() {
+    let app = spawn_app_with(APP).await;
+    let owner = app.signup("owner@example.com", "Shop Co").await;
+    let tricks = [
+        "evil.com",
+        "x.myshopify.com.evil.com",
+        "X.MYSHOPIFY.COM.EVIL.COM",
+        "acme.myshopify.com.",
+        "acme.myshopify.com/evil",
+        "acme.myshopify.com%2F.evil.com",
+        "acme..myshopify.com",
+    ];
+    // At install: refused before any redirect.
+    for bad in tricks {
+        let res = install(&app, &owner, bad).await;
+        assert_eq!(
+            error_code(res, StatusCode::UNPROCESSABLE_ENTITY).await,
+            "invalid_shop",
+            "{bad}"
+        );
+    }
+    // Domains are case-insensitive: the install normalises the name to lower case, and only
+    // then checks it, so no spelling gets past the check.
+    let res = install(&app, &owner, "ACME-Store.MyShopify.com").await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let to = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        to.contains("/shopify/acme-store.myshopify.com/admin/oauth/authorize"),
+        "{to}"
+    );
+    // At the callback, even correctly signed: 400, uppercase included (Shopify sends the
+    // lower-case name).
+    let callback = approved_callback(&app, &owner, SHOP).await;
+    for bad in tricks.iter().chain(&["ACME-STORE.MYSHOPIFY.COM"]) {
+        let res = app
+            .client
+            .get(resigned(&callback, "shop", bad))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_code(res, StatusCode::BAD_REQUEST).await,
+            "invalid_shop",
+            "{bad}"
+        );
+    }
+    // A missing parameter, correctly signed without it.
+    let mut without_code = resigned(&callback, "code", "");
+    let pairs: Vec<(String, String)> = without_code
+        .query_pairs()
+        .filter(|(k, _)| k != "code" && k != "hmac")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let hmac = provider_sim::shopify::query_hmac(&pairs, "sim-shopify-client-secret");
+    without_code
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair("hmac", &hmac);
+    let res = app.client.get(without_code).send().await.unwrap();
+    assert_eq!(
+        error_code(res, StatusCode::BAD_REQUEST).await,
+        "missing_code"
+    );
+
+    // A member of the same organisation, signed in, opening the owner's callback.
+    let member = app.signup("intruder@example.com", "Elsewhere").await;
+    let callback = approved_callback(&app, &owner, SHOP).await;
+    let res = app
+        .client
+        .get(callback)
+        .bearer_auth(&member.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(res, StatusCode::BAD_REQUEST).await,
+        "state_not_yours"
+    );
+    assert_eq!(integrations_count(&app).await, 0, "nothing stored");
+
+    // The owner's own signed-in browser gets through.
+    let callback = approved_callback(&app, &owner, SHOP).await;
+    let res = app
+        .client
+        .get(callback)
+        .bearer_auth(&owner.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(integrations_count(&app).await, 1);
+}
