@@ -73,8 +73,8 @@ async fn main() -> anyhow::Result<()> {
         Some("shopify-throttled") => {
             let r = shopify::throttled().await?;
             println!(
-                "shopify-throttled-bench: {} orders, {} calls; after the bucket's first {}: {}/s = {} % of the {}/s leak; {} answered 429; run {}",
-                r["orders"], r["calls"], r["bucket_size"], r["achieved_per_s"], r["share_of_limit_pct"], r["leak_per_second"], r["responses_429"], r["run_status"]
+                "shopify-throttled-bench: {} orders, {} calls in {} s, where a {}-call bucket leaking {}/s allows {} = {} % of the limit ({}/s after the first bucketful); {} answered 429; run {}",
+                r["orders"], r["calls"], r["seconds"], r["bucket_size"], r["leak_per_second"], r["allowed_calls"], r["share_of_limit_pct"], r["after_first_bucket_per_s"], r["responses_429"], r["run_status"]
             );
             std::fs::create_dir_all("target/bench")?;
             std::fs::write("target/bench/shopify-throttled.json", serde_json::to_string_pretty(&r)?)?;

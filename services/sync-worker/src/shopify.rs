@@ -43,6 +43,8 @@ struct Sync<'a> {
     integration: &'a Integration,
     client: ShopifyClient,
     keeper: &'a LeaseKeeper,
+    /// A backfill marks the rollups dirty once, at its end, not after every page.
+    rollups: store::Rollups,
 }
 
 pub async fn sync(
@@ -68,23 +70,19 @@ pub async fn sync(
         providers.shopify_bucket_size,
         providers.shopify_leak_per_second,
     );
+    let updated_at_min = updated_at_min_for(run, integration, providers);
+    let backfill = updated_at_min.is_none();
     let s = Sync {
         ctx,
         run,
         integration,
         client,
         keeper,
-    };
-    // Incremental from the last complete walk's start; a first sync or a full run walks all.
-    let since = integration.sync_state["shopify"]["walk_started_at"]
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc));
-    let updated_at_min = match (run.mode.as_str(), since) {
-        ("incremental", Some(t)) => {
-            Some(t - chrono::Duration::seconds(providers.shopify_overlap_seconds as i64))
-        }
-        _ => None,
+        rollups: if backfill {
+            store::Rollups::Later
+        } else {
+            store::Rollups::MarkDirty
+        },
     };
     // Progress shows all three resources from the start.
     let mut progress = if run.progress.is_object() {
@@ -118,11 +116,30 @@ pub async fn sync(
             }
         }
     }
+    if backfill {
+        store::mark_all_orders_dirty(&mut conn, integration.organization_id, integration.id)
+            .await?;
+    }
     if let Some(earliest) = starts.into_iter().min() {
         let state = json!({ "shopify": { "walk_started_at": earliest.to_rfc3339(), "synced_at": Utc::now().to_rfc3339() } });
         integrations::set_sync_state(&mut conn, integration.id, &state).await?;
     }
     Ok(())
+}
+
+/// Incremental from the last complete walk's start, less the overlap; `None` (walk everything)
+/// for a full run or a first sync.
+fn updated_at_min_for(
+    run: &SyncRun,
+    integration: &Integration,
+    providers: &biz_core::settings::ProviderSettings,
+) -> Option<DateTime<Utc>> {
+    let since = integration.sync_state["shopify"]["walk_started_at"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))?;
+    (run.mode == "incremental")
+        .then(|| since - chrono::Duration::seconds(providers.shopify_overlap_seconds as i64))
 }
 
 impl Sync<'_> {
@@ -210,8 +227,9 @@ impl Sync<'_> {
         let (run, owner) = (self.run.id, self.ctx.worker_id.as_str());
         let (org, integration) = (self.integration.organization_id, self.integration.id);
         let name = resource.name();
+        let rollups = self.rollups;
         conn.transaction::<_, SyncError, _>(async move |conn| {
-            store::upsert(conn, org, integration, rows).await?;
+            store::upsert(conn, org, integration, rows, rollups).await?;
             if !sync_runs::save_resource_progress(conn, run, owner, name, progress, checkpoint)
                 .await?
             {

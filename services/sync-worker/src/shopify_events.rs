@@ -100,7 +100,14 @@ async fn upsert(
 ) -> Result<(), ApplyError> {
     let row = ShopifyObject::from_api(kind, payload)
         .ok_or_else(|| ApplyError::Payload("an object without an id".into()))?;
-    store::upsert(conn, org, integration, std::slice::from_ref(&row)).await?;
+    store::upsert(
+        conn,
+        org,
+        integration,
+        std::slice::from_ref(&row),
+        store::Rollups::MarkDirty,
+    )
+    .await?;
     Ok(())
 }
 

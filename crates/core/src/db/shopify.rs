@@ -92,14 +92,23 @@ struct Earliest {
     first: Option<DateTime<Utc>>,
 }
 
-/// Upserts `rows` for the integration (newer `updated_at` wins; equal rewrites) and marks the
-/// organisation's metrics dirty from the earliest order day they touch, old or new version.
-/// Returns rows written.
+/// Whether a write marks the rollups dirty itself (webhooks, incremental pages) or leaves it to
+/// its caller, as a backfill does once at its end instead of after every page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollups {
+    MarkDirty,
+    Later,
+}
+
+/// Upserts `rows` for the integration (newer `updated_at` wins; equal rewrites) and, with
+/// [`Rollups::MarkDirty`], marks the organisation's metrics dirty from the earliest order day
+/// they touch, old or new version. Returns rows written.
 pub async fn upsert(
     conn: &mut Conn,
     organization_id: Uuid,
     integration_id: Uuid,
     rows: &[ShopifyObject],
+    rollups: Rollups,
 ) -> Result<usize, DbError> {
     if rows.is_empty() {
         return Ok(0);
@@ -123,14 +132,18 @@ pub async fn upsert(
         .map(|r| r.shopify_id)
         .collect();
     let earliest_new = rows.iter().filter_map(|r| r.processed_at).min();
-    let earliest_old: Earliest = diesel::sql_query(
-        "SELECT min(processed_at) AS first FROM shopify_objects
-          WHERE integration_id = $1 AND kind = 'order' AND shopify_id = ANY($2)",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(integration_id)
-    .bind::<Array<BigInt>, _>(&orders)
-    .get_result(conn)
-    .await?;
+    let earliest_old: Earliest = if rollups == Rollups::MarkDirty {
+        diesel::sql_query(
+            "SELECT min(processed_at) AS first FROM shopify_objects
+              WHERE integration_id = $1 AND kind = 'order' AND shopify_id = ANY($2)",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(integration_id)
+        .bind::<Array<BigInt>, _>(&orders)
+        .get_result(conn)
+        .await?
+    } else {
+        Earliest { first: None }
+    };
     let written = diesel::sql_query(
         "INSERT INTO shopify_objects
             (organization_id, integration_id, kind, shopify_id, updated_at, processed_at, customer_id, last_activity_at, raw)
@@ -163,7 +176,7 @@ pub async fn upsert(
         .into_iter()
         .flatten()
         .min();
-    if let Some(first) = earliest {
+    if let (Some(first), Rollups::MarkDirty) = (earliest, rollups) {
         // The day before in UTC covers every time zone's local day.
         let day = first
             .date_naive()
@@ -172,6 +185,29 @@ pub async fn upsert(
         rollup::mark_dirty(conn, organization_id, day).await?;
     }
     Ok(written)
+}
+
+/// Marks the organisation's rollups dirty from the day before the integration's first order:
+/// the end of a backfill.
+pub async fn mark_all_orders_dirty(
+    conn: &mut Conn,
+    organization_id: Uuid,
+    integration_id: Uuid,
+) -> Result<(), DbError> {
+    let first: Earliest = diesel::sql_query(
+        "SELECT min(processed_at) AS first FROM shopify_objects WHERE integration_id = $1 AND kind = 'order'",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(integration_id)
+    .get_result(conn)
+    .await?;
+    if let Some(first) = first.first {
+        let day = first
+            .date_naive()
+            .checked_sub_days(Days::new(1))
+            .unwrap_or(first.date_naive());
+        rollup::mark_dirty(conn, organization_id, day).await?;
+    }
+    Ok(())
 }
 
 /// Removes deleted products or customers (`products/delete`, `customers/delete`, or absent from

@@ -307,10 +307,15 @@ fn transaction_shop_money(
     Ok(round_half_even(scaled) as i64)
 }
 
+/// Orders read per query while recomputing.
+const BATCH: i64 = 500;
+
 #[derive(QueryableByName)]
 struct OrderRow {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     integration_id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    shopify_id: i64,
     #[diesel(sql_type = diesel::sql_types::Jsonb)]
     raw: Value,
 }
@@ -370,17 +375,6 @@ pub async fn recompute(
     .bind::<Date, _>(from)
     .execute(conn)
     .await?;
-    let orders: Vec<OrderRow> = diesel::sql_query(
-        "SELECT integration_id, raw FROM shopify_objects
-          WHERE organization_id = $1 AND kind = 'order' AND last_activity_at >= $2",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(organization_id)
-    .bind::<Timestamptz, _>(start)
-    .load(conn)
-    .await?;
-    if orders.is_empty() {
-        return Ok(0);
-    }
     // Each buyer's first counted order, over all history, per shop.
     let firsts: Vec<FirstOrder> = diesel::sql_query(
         "SELECT integration_id, customer_id, min(processed_at) AS first FROM shopify_objects
@@ -398,63 +392,88 @@ pub async fn recompute(
     let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
     let mut money: BTreeMap<(NaiveDate, String), Money> = BTreeMap::new();
     let mut products: BTreeMap<(NaiveDate, String, String), ProductDay> = BTreeMap::new();
-    for row in &orders {
-        let facts = match OrderFacts::from_order(&row.raw, tz) {
-            Ok(Some(f)) => f,
-            Ok(None) => continue,
-            Err(e) => {
-                // One unreadable order must not stop every metric; it is logged with its id.
-                tracing::warn!(order.id = %row.raw["id"], error = %e, "order left out of the metrics");
-                continue;
+    // Orders are read a batch at a time and reduced to their facts, so memory holds one batch
+    // of raw orders, not the shop's history.
+    let mut after: (Uuid, i64) = (Uuid::nil(), i64::MIN);
+    let mut read = 0usize;
+    loop {
+        let batch: Vec<OrderRow> = diesel::sql_query(
+            "SELECT integration_id, shopify_id, raw FROM shopify_objects
+              WHERE organization_id = $1 AND kind = 'order' AND last_activity_at >= $2
+                AND (integration_id, shopify_id) > ($3, $4)
+              ORDER BY integration_id, shopify_id LIMIT $5",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(organization_id)
+        .bind::<Timestamptz, _>(start)
+        .bind::<diesel::sql_types::Uuid, _>(after.0)
+        .bind::<BigInt, _>(after.1)
+        .bind::<BigInt, _>(BATCH)
+        .load(conn)
+        .await?;
+        let Some(last) = batch.last() else { break };
+        after = (last.integration_id, last.shopify_id);
+        read += batch.len();
+        for row in &batch {
+            let facts = match OrderFacts::from_order(&row.raw, tz) {
+                Ok(Some(f)) => f,
+                Ok(None) => continue,
+                Err(e) => {
+                    // One unreadable order must not stop every metric; it is logged with its id.
+                    tracing::warn!(order.id = %row.raw["id"], error = %e, "order left out of the metrics");
+                    continue;
+                }
+            };
+            let cur = facts.currency.clone();
+            if facts.day >= from {
+                let d = days.entry(facts.day).or_default();
+                d.orders += 1;
+                d.units_sold += facts.units;
+                if let Some(customer) = facts.customer {
+                    let key = (row.integration_id, customer);
+                    match first_day.get(&key) {
+                        Some(first) if *first == facts.day => {
+                            d.new.insert(key);
+                        }
+                        Some(first) if *first < facts.day => {
+                            d.returning.insert(key);
+                        }
+                        _ => {}
+                    }
+                }
+                let m = money.entry((facts.day, cur.clone())).or_default();
+                m.gross += facts.gross;
+                m.discounts += facts.discounts;
+                m.sold += facts.gross - facts.discounts;
+                m.orders += 1;
             }
-        };
-        let cur = facts.currency.clone();
-        if facts.day >= from {
-            let d = days.entry(facts.day).or_default();
-            d.orders += 1;
-            d.units_sold += facts.units;
-            if let Some(customer) = facts.customer {
-                let key = (row.integration_id, customer);
-                match first_day.get(&key) {
-                    Some(first) if *first == facts.day => {
-                        d.new.insert(key);
-                    }
-                    Some(first) if *first < facts.day => {
-                        d.returning.insert(key);
-                    }
-                    _ => {}
+            for (day, (amount, units)) in &facts.returns {
+                if *day >= from {
+                    money.entry((*day, cur.clone())).or_default().returns += amount;
+                    days.entry(*day).or_default().units_returned += units;
                 }
             }
-            let m = money.entry((facts.day, cur.clone())).or_default();
-            m.gross += facts.gross;
-            m.discounts += facts.discounts;
-            m.sold += facts.gross - facts.discounts;
-            m.orders += 1;
-        }
-        for (day, (amount, units)) in &facts.returns {
-            if *day >= from {
-                money.entry((*day, cur.clone())).or_default().returns += amount;
-                days.entry(*day).or_default().units_returned += units;
-            }
-        }
-        for (day, amount) in &facts.refunds {
-            if *day >= from {
-                money.entry((*day, cur.clone())).or_default().refunds += amount;
-            }
-        }
-        for ((day, product), p) in facts.products {
-            if day >= from {
-                let e = products.entry((day, product, cur.clone())).or_default();
-                if e.title.is_empty() {
-                    e.title = p.title;
+            for (day, amount) in &facts.refunds {
+                if *day >= from {
+                    money.entry((*day, cur.clone())).or_default().refunds += amount;
                 }
-                e.units_sold += p.units_sold;
-                e.units_returned += p.units_returned;
-                e.gross += p.gross;
-                e.discounts += p.discounts;
-                e.returns += p.returns;
+            }
+            for ((day, product), p) in facts.products {
+                if day >= from {
+                    let e = products.entry((day, product, cur.clone())).or_default();
+                    if e.title.is_empty() {
+                        e.title = p.title;
+                    }
+                    e.units_sold += p.units_sold;
+                    e.units_returned += p.units_returned;
+                    e.gross += p.gross;
+                    e.discounts += p.discounts;
+                    e.returns += p.returns;
+                }
             }
         }
+    }
+    if read == 0 {
+        return Ok(0);
     }
     let (mut metrics, mut ds, mut dims, mut values) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
