@@ -20,7 +20,20 @@ const DAY: i64 = 86_400;
 const FIRST: [&str; 8] = [
     "Ada", "Ben", "Chloé", "Dmitri", "Eve", "Farah", "Goran", "Hana",
 ];
-const LAST: [&str; 6] = ["Lovelace", "Okafor", "Müller", "Nakamura", "Silva", "Novak"];
+const LAST: [&str; 12] = [
+    "Lovelace",
+    "Okafor",
+    "Müller",
+    "Nakamura",
+    "Silva",
+    "Novak",
+    "Haddad",
+    "Kowalski",
+    "Lindqvist",
+    "Mensah",
+    "Oyelaran",
+    "Petrov",
+];
 const PRODUCTS: [&str; 12] = [
     "Linen Shirt",
     "Wool Socks",
@@ -237,10 +250,15 @@ impl Store {
         for i in 0..n_customers {
             let cid = id();
             let created = start - 10 * DAY + i as i64 * (140 * DAY / n_customers as i64);
-            let (first, last) = (
-                FIRST[rng.usize(..FIRST.len())],
-                LAST[rng.usize(..LAST.len())],
-            );
+            // Every pair differs up to 96 customers, so a customer's full name is theirs alone
+            // in small stores (the privacy test looks for it in a database dump).
+            let (first, last) = (FIRST[i % FIRST.len()], LAST[(i / FIRST.len()) % LAST.len()]);
+            let phone = format!("+1555{:07}", i);
+            let address = json!({
+                "first_name": first, "last_name": last, "name": format!("{first} {last}"),
+                "address1": format!("{} Main St", i + 1), "city": "Springfield", "zip": "12345",
+                "country_code": "US", "phone": phone, "default": true
+            });
             let email = format!(
                 "{}.{}{}@example.com",
                 first.to_lowercase(),
@@ -249,12 +267,11 @@ impl Store {
             );
             customers.push(json!({
                 "id": cid, "email": email, "first_name": first, "last_name": last,
-                "phone": format!("+1555{:07}", i), "state": "enabled", "verified_email": true,
+                "phone": phone, "state": "enabled", "verified_email": true,
                 "accepts_marketing": i % 3 == 0, "tags": "", "note": null, "currency": p.currency,
                 "orders_count": 0, "total_spent": decimal(0, p.exponent), "tax_exempt": false,
                 "created_at": timestamp(created, &p), "updated_at": timestamp(created, &p),
-                "addresses": [{ "address1": format!("{} Main St", i + 1), "city": "Springfield", "zip": "12345", "country_code": "US", "default": true }],
-                "default_address": { "address1": format!("{} Main St", i + 1), "city": "Springfield", "zip": "12345", "country_code": "US", "default": true },
+                "addresses": [address.clone()], "default_address": address,
                 "admin_graphql_api_id": format!("gid://shopify/Customer/{cid}")
             }));
         }

@@ -532,12 +532,25 @@ async fn webhooks_keep_the_shop_current_and_the_privacy_topics_are_honoured() {
         0
     );
 
-    // customers/data_request: an export of that customer's data for the merchant.
+    // customers/data_request: an export of that customer's data for the merchant. The buyer is
+    // one whose full name no other customer shares, so the dump below can look for it.
+    let full_name = |c: &Value| format!("{} {}", c["first_name"], c["last_name"]);
+    let customers = data["customers"].as_array().unwrap();
     let buyer = data["orders"]
         .as_array()
         .unwrap()
         .iter()
-        .find_map(|o| o["customer"]["id"].as_i64())
+        .filter(|o| o["customer"]["id"].is_i64())
+        .map(|o| &o["customer"])
+        .find(|b| {
+            customers
+                .iter()
+                .filter(|c| full_name(c) == full_name(b))
+                .count()
+                == 1
+        })
+        .expect("a buyer with a name of their own")["id"]
+        .as_i64()
         .unwrap();
     let orders_of_buyer = data["orders"]
         .as_array()
@@ -561,7 +574,7 @@ async fn webhooks_keep_the_shop_current_and_the_privacy_topics_are_honoured() {
         orders_of_buyer
     );
 
-    // customers/redact: nothing of the customer's email, phone or address left anywhere in a
+    // customers/redact: nothing of the customer's email, name, phone or address left anywhere in a
     // dump of the database (objects, exports, stored webhook payloads), and every metric
     // unchanged.
     let customer = data["customers"]
@@ -573,6 +586,11 @@ async fn webhooks_keep_the_shop_current_and_the_privacy_topics_are_honoured() {
         .unwrap();
     let traces = [
         customer["email"].as_str().unwrap().to_owned(),
+        format!(
+            "{} {}",
+            customer["first_name"].as_str().unwrap(),
+            customer["last_name"].as_str().unwrap()
+        ),
         customer["phone"].as_str().unwrap().to_owned(),
         format!(
             "\"{}\"",
