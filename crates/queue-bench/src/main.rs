@@ -73,8 +73,8 @@ async fn main() -> anyhow::Result<()> {
         Some("shopify-throttled") => {
             let r = shopify::throttled().await?;
             println!(
-                "shopify-throttled-bench: {} orders, {} calls in {} s, where a {}-call bucket leaking {}/s allows {} = {} % of the limit ({}/s after the first bucketful); {} answered 429; run {}",
-                r["orders"], r["calls"], r["seconds"], r["bucket_size"], r["leak_per_second"], r["allowed_calls"], r["share_of_limit_pct"], r["after_first_bucket_per_s"], r["responses_429"], r["run_status"]
+                "shopify-throttled-bench: {} orders, {} calls in {} s; sustained over the second half {} calls in {} s = {} % of the {}/s leak; over the whole run {} % of the {} calls a {}-call bucket allows; {} answered 429; run {}",
+                r["orders"], r["calls"], r["seconds"], r["second_half_calls"], r["second_half_seconds"], r["sustained_rate_pct_of_leak"], r["leak_per_second"], r["share_of_limit_pct"], r["allowed_calls"], r["bucket_size"], r["responses_429"], r["run_status"]
             );
             std::fs::create_dir_all("target/bench")?;
             std::fs::write("target/bench/shopify-throttled.json", serde_json::to_string_pretty(&r)?)?;

@@ -4,7 +4,9 @@
 //! `limit=250` and the `Link` header's `page_info` cursor, side by side under one leaky bucket
 //! ([`connectors::LeakyBucket`]) that keeps the shop's bucket from overflowing. Every page is
 //! upserted by Shopify id in one transaction with that resource's checkpoint (the next
-//! `page_info`), so a killed run resumes after its last stored page.
+//! `page_info`), so a killed run resumes after its last stored page. The next page is fetched
+//! while the current one is stored, so under the rate limit the bucket, not our storing, sets
+//! the pace (a killed run refetches at most the two pages it had in hand).
 //!
 //! **Backfill** (`full`, and the first sync): no filter. Once a resource's walk is complete,
 //! products and customers the walk did not see are removed (deleted while no webhook reached
@@ -143,7 +145,8 @@ fn updated_at_min_for(
 }
 
 impl Sync<'_> {
-    /// Walks one resource from its checkpoint to its end, storing each page as it arrives.
+    /// Walks one resource from its checkpoint to its end, storing each page as it arrives and
+    /// fetching the next one meanwhile.
     /// Returns when the walk began by the shop's clock.
     async fn walk(
         &self,
@@ -163,15 +166,15 @@ impl Sync<'_> {
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_else(Utc::now);
-        let mut cursor = match saved["page_info"].as_str() {
+        let cursor = match saved["page_info"].as_str() {
             Some(info) => Cursor::PageInfo(info.to_owned()),
             None => Cursor::First { updated_at_min },
         };
+        let mut page = self.client.list(resource, &cursor).await?;
         loop {
             if self.keeper.stop.is_cancelled() {
                 return Err(SyncError::Interrupted);
             }
-            let page = self.client.list(resource, &cursor).await?;
             if started.is_none() {
                 started = Some(page.date.unwrap_or_else(Utc::now));
             }
@@ -191,9 +194,22 @@ impl Sync<'_> {
                 "walk_started_at": started.map(|t| t.to_rfc3339()),
                 "local_started_at": local_start.to_rfc3339(),
             });
-            self.save(resource, &rows, &progress, &checkpoint).await?;
-            match page.next {
-                Some(next) => cursor = Cursor::PageInfo(next),
+            let fetch_next = async {
+                match &page.next {
+                    Some(next) => {
+                        let cursor = Cursor::PageInfo(next.clone());
+                        self.client.list(resource, &cursor).await.map(Some)
+                    }
+                    None => Ok(None),
+                }
+            };
+            let (saved, next) = tokio::join!(
+                self.save(resource, &rows, &progress, &checkpoint),
+                fetch_next
+            );
+            saved?;
+            match next? {
+                Some(next) => page = next,
                 None => break,
             }
         }
