@@ -137,17 +137,7 @@ async fn shopify_callback(
             "the callback is for another shop than the install was started for",
         ));
     }
-    // Shopify sends the merchant's browser back with its session cookie (SameSite=Lax allows a
-    // top-level GET): a state issued to someone else is refused. (Without a session the
-    // unguessable, single-use state is what binds the callback to its install.)
-    if let Some(user) = crate::auth::principal::signed_in_user(&req).await {
-        if issued.user_id != Some(user) {
-            return Err(ApiError::bad_request(
-                "state_not_yours",
-                "this install was started by another user",
-            ));
-        }
-    }
+    check_state_owner(&req, &issued).await?;
     let code = get("code")
         .ok_or_else(|| ApiError::bad_request("missing_code", "the callback has no code"))?;
     let base = connectors::shopify::shop_base(&providers.shopify_api_base, &shop);
@@ -249,6 +239,23 @@ async fn shopify_callback(
         .finish())
 }
 
+/// The provider sends the user's browser back with its session cookie (SameSite=Lax allows a
+/// top-level GET): a state issued to someone else is refused, so a link carrying another
+/// user's state cannot connect that user's organisation from this browser. (Without a session
+/// the unguessable, single-use state is what binds the callback to its flow.)
+async fn check_state_owner(
+    req: &actix_web::HttpRequest,
+    issued: &oauth_states::OauthState,
+) -> Result<(), ApiError> {
+    match crate::auth::principal::signed_in_user(req).await {
+        Some(user) if issued.user_id != Some(user) => Err(ApiError::bad_request(
+            "state_not_yours",
+            "this connection was started by another user",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// How long a `state` stays valid.
 pub const STATE_TTL_MINUTES: i64 = 10;
 
@@ -266,6 +273,7 @@ pub struct StripeCallback {
 #[utoipa::path(tag = "oauth", params(StripeCallback), responses((status = 302, description = "Connected; to the dashboard's integrations page"), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 #[get("/oauth/stripe/callback")]
 async fn stripe_callback(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<StripeCallback>,
 ) -> Result<HttpResponse, ApiError> {
@@ -279,6 +287,7 @@ async fn stripe_callback(
     let issued = oauth_states::consume(&mut conn, &tokens::hash(raw_state), "stripe")
         .await?
         .map_err(refusal)?;
+    check_state_owner(&req, &issued).await?;
     if let Some(error) = q.error {
         let detail = q.error_description.unwrap_or_default();
         return Err(ApiError::bad_request(

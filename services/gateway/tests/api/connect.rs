@@ -174,7 +174,45 @@ async fn every_bad_callback_is_refused_and_stores_nothing() {
         "state_expired"
     );
 
+    // Alice's approved callback opened in the signed-in browser of another user: refused, and
+    // the state is spent.
+    let mallory = app.signup("mallory@example.com", "M Corp").await;
+    let authorize = start(&app, &alice).await;
+    let back = at_stripe(&app, &authorize, false).await;
+    let res = app
+        .client
+        .get(&back)
+        .bearer_auth(&mallory.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(res, StatusCode::BAD_REQUEST).await,
+        "state_not_yours"
+    );
+    let res = app
+        .client
+        .get(&back)
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(res, StatusCode::BAD_REQUEST).await, "state_used");
+
     assert_eq!(integrations_count(&app).await, 0);
+
+    // Her own signed-in browser gets through.
+    let authorize = start(&app, &alice).await;
+    let back = at_stripe(&app, &authorize, false).await;
+    let res = app
+        .client
+        .get(&back)
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(integrations_count(&app).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
