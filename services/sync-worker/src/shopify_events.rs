@@ -35,9 +35,12 @@ pub async fn apply(conn: &mut db::Conn, event: &WebhookEvent) -> Result<(), Appl
     let (org, integration, id) = (event.organization_id, event.integration_id, event.id);
     let topic = event.event_type.as_str();
     conn.transaction::<_, ApplyError, _>(async move |conn| {
+        // The order an order or refund event touches, whose redaction outlives this payload.
+        let mut order_touched = None;
         match topic {
             "orders/create" | "orders/updated" | "orders/cancelled" | "orders/paid"
             | "orders/fulfilled" | "orders/partially_fulfilled" | "orders/edited" => {
+                order_touched = payload["id"].as_i64();
                 upsert(conn, org, integration, Kind::Order, payload).await?;
             }
             "products/create" | "products/update" => {
@@ -55,7 +58,10 @@ pub async fn apply(conn: &mut db::Conn, event: &WebhookEvent) -> Result<(), Appl
                 store::remove(conn, integration, Kind::Customer, &ids(&json!([payload["id"]])))
                     .await?;
             }
-            "refunds/create" => add_refund(conn, org, integration, payload).await?,
+            "refunds/create" => {
+                order_touched = payload["order_id"].as_i64();
+                add_refund(conn, org, integration, payload).await?;
+            }
             "app/uninstalled" => {
                 integrations::disconnect(conn, org, integration).await?;
                 tracing::info!(integration.id = %integration, "Shopify app uninstalled: disconnected");
@@ -86,6 +92,9 @@ pub async fn apply(conn: &mut db::Conn, event: &WebhookEvent) -> Result<(), Appl
             other => tracing::debug!(topic = other, "Shopify topic without an effect here"),
         }
         webhook_events::mark_processed(conn, id).await?;
+        if let Some(order) = order_touched {
+            store::scrub_event_if_order_redacted(conn, integration, order, id).await?;
+        }
         Ok(())
     })
     .await

@@ -321,6 +321,30 @@ pub async fn scrub_customer_traces(
     .await?)
 }
 
+/// An order event (or refund) applied after its order was redacted: the order row stays
+/// redacted (see [`upsert`]), and this replaces the event's stored payload, which still carries
+/// the personal data, by the same marker. Returns whether it did.
+pub async fn scrub_event_if_order_redacted(
+    conn: &mut Conn,
+    integration_id: Uuid,
+    order_id: i64,
+    event_id: Uuid,
+) -> Result<bool, DbError> {
+    Ok(diesel::sql_query(
+        "UPDATE webhook_events SET payload = '{\"redacted\": true}'
+          WHERE id = $3
+            AND EXISTS (SELECT 1 FROM shopify_objects
+                         WHERE integration_id = $1 AND kind = 'order' AND shopify_id = $2
+                           AND redacted)",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(integration_id)
+    .bind::<BigInt, _>(order_id)
+    .bind::<diesel::sql_types::Uuid, _>(event_id)
+    .execute(conn)
+    .await?
+        == 1)
+}
+
 /// Everything held about one customer of the shop, for `customers/data_request`.
 pub async fn export_customer(
     conn: &mut Conn,

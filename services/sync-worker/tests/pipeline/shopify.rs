@@ -627,6 +627,47 @@ async fn webhooks_keep_the_shop_current_and_the_privacy_topics_are_honoured() {
     );
     metrics_match(&m, &expected(&data, tz)).await;
 
+    // Shopify may still send an update of one of their orders: the order stays redacted, and
+    // the event's stored payload is scrubbed once applied.
+    let mut late = data["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["customer"]["id"].as_i64() == Some(buyer))
+        .cloned()
+        .unwrap();
+    late["updated_at"] = json!(chrono::Utc::now().to_rfc3339());
+    late["note"] = json!("please gift wrap");
+    sim_post(
+        &h,
+        "webhooks/send",
+        json!({ "topic": "orders/updated", "payload": late, "webhook_id": "late-update-after-redact" }),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rows(&h, "SELECT count(*) AS n FROM webhook_events WHERE external_id = 'late-update-after-redact' AND status = 'processed'").await == 0 {
+        assert!(Instant::now() < deadline, "the late update was not applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let text = dump(&h);
+    let left: Vec<&String> = traces
+        .iter()
+        .filter(|t| text.contains(t.as_str()))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "after a late update the dump holds {left:?}"
+    );
+    assert!(
+        !text.contains("please gift wrap"),
+        "the late update's note was kept"
+    );
+    assert_eq!(
+        rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE kind = 'order' AND customer_id = {buyer} AND redacted")).await,
+        orders_of_buyer
+    );
+    metrics_match(&m, &expected(&data, tz)).await;
+
     // app/uninstalled: disconnected, token gone, no more schedule.
     sim_post(&h, "webhooks/send", json!({ "topic": "app/uninstalled" })).await;
     let deadline = Instant::now() + Duration::from_secs(15);
