@@ -213,12 +213,13 @@ impl Sync<'_> {
                 None => break,
             }
         }
-        // A complete unfiltered walk saw every live product and customer: the rest are gone.
-        if updated_at_min.is_none() && resource != Resource::Orders {
+        // A complete unfiltered walk saw every live object (orders of every status): the rest
+        // were deleted at Shopify.
+        if updated_at_min.is_none() {
             let mut conn = db::conn(&self.ctx.pool).await?;
+            let (org, integration) = (self.integration.organization_id, self.integration.id);
             let removed =
-                store::reconcile(&mut conn, self.integration.id, kind(resource), local_start)
-                    .await?;
+                store::reconcile(&mut conn, org, integration, kind(resource), local_start).await?;
             if removed > 0 {
                 tracing::info!(
                     resource = name,

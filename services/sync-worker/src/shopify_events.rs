@@ -50,13 +50,16 @@ pub async fn apply(conn: &mut db::Conn, event: &WebhookEvent) -> Result<(), Appl
             | "customers/disable" => {
                 upsert(conn, org, integration, Kind::Customer, payload).await?;
             }
-            "products/delete" => {
-                store::remove(conn, integration, Kind::Product, &ids(&json!([payload["id"]])))
-                    .await?;
-            }
-            "customers/delete" => {
-                store::remove(conn, integration, Kind::Customer, &ids(&json!([payload["id"]])))
-                    .await?;
+            "products/delete" | "customers/delete" | "orders/delete" => {
+                let kind = match topic {
+                    "products/delete" => Kind::Product,
+                    "customers/delete" => Kind::Customer,
+                    _ => Kind::Order,
+                };
+                let id = payload["id"]
+                    .as_i64()
+                    .ok_or_else(|| ApplyError::Payload("a deletion without an id".into()))?;
+                store::remove(conn, org, integration, kind, &[id]).await?;
             }
             "refunds/create" => {
                 order_touched = payload["order_id"].as_i64();

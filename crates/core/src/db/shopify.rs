@@ -172,6 +172,17 @@ pub async fn upsert(
     .bind::<Array<Text>, _>(ORDER_PERSONAL.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     .execute(conn)
     .await?;
+    // Seen now, even where the stored version is newer than this one (a webhook came first):
+    // a full walk's reconciliation removes only what no page showed.
+    diesel::sql_query(
+        "UPDATE shopify_objects SET synced_at = now()
+          WHERE integration_id = $1 AND kind = ANY($2) AND shopify_id = ANY($3) AND synced_at < now()",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(integration_id)
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.shopify_id).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
     let earliest = [earliest_new, earliest_old.first]
         .into_iter()
         .flatten()
@@ -210,42 +221,70 @@ pub async fn mark_all_orders_dirty(
     Ok(())
 }
 
-/// Removes deleted products or customers (`products/delete`, `customers/delete`, or absent from
-/// a full walk). Orders are never deleted this way: Shopify keeps them.
+#[derive(QueryableByName)]
+struct Removed {
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    processed_at: Option<DateTime<Utc>>,
+}
+
+/// Marks the rollups dirty from the day before the earliest removed order (none for products
+/// and customers, whose removal changes no metric). Returns rows removed.
+async fn removed(
+    conn: &mut Conn,
+    organization_id: Uuid,
+    rows: Vec<Removed>,
+) -> Result<usize, DbError> {
+    if let Some(first) = rows.iter().filter_map(|r| r.processed_at).min() {
+        let day = first
+            .date_naive()
+            .checked_sub_days(Days::new(1))
+            .unwrap_or(first.date_naive());
+        rollup::mark_dirty(conn, organization_id, day).await?;
+    }
+    Ok(rows.len())
+}
+
+/// Removes deleted objects (`products/delete`, `customers/delete`, `orders/delete`: Shopify
+/// deletes only orders no payment gateway captured, and drops them from its reports, so the
+/// metrics are recomputed without them). Returns rows removed.
 pub async fn remove(
     conn: &mut Conn,
+    organization_id: Uuid,
     integration_id: Uuid,
     kind: Kind,
     ids: &[i64],
 ) -> Result<usize, DbError> {
-    Ok(diesel::sql_query(
-        "DELETE FROM shopify_objects WHERE integration_id = $1 AND kind = $2 AND kind <> 'order'
-            AND shopify_id = ANY($3)",
+    let rows: Vec<Removed> = diesel::sql_query(
+        "DELETE FROM shopify_objects WHERE integration_id = $1 AND kind = $2 AND shopify_id = ANY($3)
+         RETURNING processed_at",
     )
     .bind::<diesel::sql_types::Uuid, _>(integration_id)
     .bind::<Text, _>(kind.as_str())
     .bind::<Array<BigInt>, _>(ids)
-    .execute(conn)
-    .await?)
+    .load(conn)
+    .await?;
+    removed(conn, organization_id, rows).await
 }
 
 /// After a full walk of `kind` that began at `walk_started`: removes the objects the walk did
 /// not see (deleted at Shopify while no webhook reached us). Returns rows removed.
 pub async fn reconcile(
     conn: &mut Conn,
+    organization_id: Uuid,
     integration_id: Uuid,
     kind: Kind,
     walk_started: DateTime<Utc>,
 ) -> Result<usize, DbError> {
-    Ok(diesel::sql_query(
-        "DELETE FROM shopify_objects WHERE integration_id = $1 AND kind = $2 AND kind <> 'order'
-            AND synced_at < $3",
+    let rows: Vec<Removed> = diesel::sql_query(
+        "DELETE FROM shopify_objects WHERE integration_id = $1 AND kind = $2 AND synced_at < $3
+         RETURNING processed_at",
     )
     .bind::<diesel::sql_types::Uuid, _>(integration_id)
     .bind::<Text, _>(kind.as_str())
     .bind::<Timestamptz, _>(walk_started)
-    .execute(conn)
-    .await?)
+    .load(conn)
+    .await?;
+    removed(conn, organization_id, rows).await
 }
 
 /// Personal fields of orders and customers, erased by `customers/redact`.

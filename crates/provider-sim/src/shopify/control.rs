@@ -3,7 +3,7 @@
 //! - `GET /_sim/shopify/{shop}/store`: the store's products, customers and orders, for tests to
 //!   compute expected figures from, independently of our sync.
 //! - `POST /_sim/shopify/{shop}/advance {orders, refunds, cancellations, product_updates,
-//!   product_deletes, customer_deletes}`: changes the store an hour apart on its clock, as a
+//!   product_deletes, customer_deletes, order_deletes}`: changes the store an hour apart on its clock, as a
 //!   merchant's day would, and delivers the webhooks Shopify would send for each change to the
 //!   subscriptions registered for the shop (unless `deliver: false`). Answers with what was
 //!   sent.
@@ -36,7 +36,8 @@ async fn store(sim: web::Data<Sim>, shop: web::Path<String>) -> HttpResponse {
     let s = state.shopify_store(&shop);
     HttpResponse::Ok().json(json!({
         "shop_id": s.shop_id, "orders": s.orders, "products": s.products, "customers": s.customers,
-        "deleted_products": s.deleted_products, "deleted_customers": s.deleted_customers
+        "deleted_products": s.deleted_products, "deleted_customers": s.deleted_customers,
+        "deleted_orders": s.deleted_orders
     }))
 }
 
@@ -52,6 +53,7 @@ struct Advance {
     product_updates: usize,
     product_deletes: usize,
     customer_deletes: usize,
+    order_deletes: usize,
 }
 
 /// The base64 HMAC-SHA256 of `body` under `secret`, as in `X-Shopify-Hmac-Sha256`.
@@ -207,6 +209,21 @@ fn apply(store: &mut Store, shop: &str, seed: u64, a: &Advance) -> Vec<(String, 
         let cid = customer["id"].as_i64().unwrap_or(0);
         store.deleted_customers.push(cid);
         out.push(("customers/delete".to_owned(), json!({ "id": cid })));
+    }
+    for _ in 0..a.order_deletes {
+        // Shopify deletes only orders no payment gateway captured: pending or cancelled ones.
+        let Some(at) = store
+            .orders
+            .iter()
+            .rposition(|o| o["financial_status"] == "pending" || !o["cancelled_at"].is_null())
+        else {
+            break;
+        };
+        let order = store.orders.remove(at);
+        tick(store);
+        let oid = order["id"].as_i64().unwrap_or(0);
+        store.deleted_orders.push(oid);
+        out.push(("orders/delete".to_owned(), json!({ "id": oid })));
     }
     store.next_id = next_id + 10;
     out

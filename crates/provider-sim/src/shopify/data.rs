@@ -100,9 +100,10 @@ pub struct Store {
     pub products: Vec<Value>,
     pub customers: Vec<Value>,
     pub orders: Vec<Value>,
-    /// Ids of products and customers deleted since the data set was made.
+    /// Ids of products, customers and orders deleted since the data set was made.
     pub deleted_products: Vec<i64>,
     pub deleted_customers: Vec<i64>,
+    pub deleted_orders: Vec<i64>,
     /// Next id for objects made later (`/_sim/shopify/{shop}/advance`).
     pub next_id: i64,
     /// The store's clock for later changes (Unix seconds).
@@ -381,6 +382,7 @@ impl Store {
             orders: list,
             deleted_products: vec![],
             deleted_customers: vec![],
+            deleted_orders: vec![],
             next_id: next + 1000,
             clock: last.max(NOW - DAY),
         }

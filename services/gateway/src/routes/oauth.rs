@@ -32,10 +32,11 @@ const SHOPIFY_TIMESTAMP_TOLERANCE_SECS: i64 = 300;
 
 /// The topics subscribed at install (the privacy topics `customers/data_request`,
 /// `customers/redact` and `shop/redact` are set in the app's configuration, not through the API).
-pub const SHOPIFY_TOPICS: [&str; 11] = [
+pub const SHOPIFY_TOPICS: [&str; 12] = [
     "orders/create",
     "orders/updated",
     "orders/cancelled",
+    "orders/delete",
     "refunds/create",
     "products/create",
     "products/update",

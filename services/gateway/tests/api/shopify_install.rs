@@ -136,7 +136,9 @@ async fn installing_on_a_shop_stores_its_token_sealed_and_subscribes_the_webhook
         .map(|h| h["topic"].as_str().unwrap())
         .collect();
     assert_eq!(topics.len(), gateway::routes::oauth::SHOPIFY_TOPICS.len());
-    assert!(topics.contains(&"app/uninstalled") && topics.contains(&"refunds/create"));
+    for topic in ["app/uninstalled", "refunds/create", "orders/delete"] {
+        assert!(topics.contains(&topic), "{topic} not subscribed");
+    }
     assert!(hooks["data"]
         .as_array()
         .unwrap()

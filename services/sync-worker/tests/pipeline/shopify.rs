@@ -467,15 +467,15 @@ async fn webhooks_keep_the_shop_current_and_the_privacy_topics_are_honoured() {
     let tz: Tz = TZ.parse().unwrap();
 
     // A merchant's day: new orders, refunds, a cancellation, a renamed product, a deleted
-    // product and a deleted customer, each delivered as a signed webhook.
+    // product, customer and order, each delivered as a signed webhook.
     let sent = sim_post(
         &h,
         "advance",
-        json!({ "orders": 4, "refunds": 2, "cancellations": 1, "product_updates": 1, "product_deletes": 1, "customer_deletes": 1 }),
+        json!({ "orders": 4, "refunds": 2, "cancellations": 1, "product_updates": 1, "product_deletes": 1, "customer_deletes": 1, "order_deletes": 1 }),
     )
     .await;
     let deliveries: Vec<&Value> = sent["sent"].as_array().unwrap().iter().collect();
-    assert_eq!(deliveries.len(), 4 + 2 * 2 + 2 + 1 + 1 + 1);
+    assert_eq!(deliveries.len(), 4 + 2 * 2 + 2 + 1 + 1 + 1 + 1);
     for d in &deliveries {
         assert_eq!(d["deliveries"][0]["status"], 200, "{d}");
     }
@@ -500,8 +500,9 @@ async fn webhooks_keep_the_shop_current_and_the_privacy_topics_are_honoured() {
     );
     let deleted_product = data["deleted_products"][0].as_i64().unwrap();
     let deleted_customer = data["deleted_customers"][0].as_i64().unwrap();
+    let deleted_order = data["deleted_orders"][0].as_i64().unwrap();
     assert_eq!(
-        rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE shopify_id IN ({deleted_product}, {deleted_customer})")).await,
+        rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE shopify_id IN ({deleted_product}, {deleted_customer}, {deleted_order})")).await,
         0
     );
     assert_eq!(
@@ -774,20 +775,43 @@ async fn changes_whose_webhooks_never_came_are_found_by_the_next_syncs() {
     );
     metrics_match(&m, &expected(&data, tz)).await;
 
-    // The deleted product is still here: no webhook said so, and an incremental walk cannot
-    // see absences. A full sync reconciles.
-    let deleted = data["deleted_products"][0].as_i64().unwrap();
-    let sql = format!("SELECT count(*) AS n FROM shopify_objects WHERE kind = 'product' AND shopify_id = {deleted}");
+    // The merchant deletes an order (a cancelled or unpaid one), and no webhook comes either.
+    sim_post(
+        &h,
+        "advance",
+        json!({ "deliver": false, "order_deletes": 1 }),
+    )
+    .await;
+    let data = store(&h).await;
+
+    // The deleted product and order are still here: no webhook said so, and an incremental
+    // walk cannot see absences. A full sync reconciles, and the metrics lose the order.
+    let gone = [
+        data["deleted_products"][0].as_i64().unwrap(),
+        data["deleted_orders"][0].as_i64().unwrap(),
+    ];
+    let sql = format!(
+        "SELECT count(*) AS n FROM shopify_objects WHERE shopify_id IN ({}, {})",
+        gone[0], gone[1]
+    );
     let present = || rows(&h, &sql);
-    assert_eq!(present().await, 1);
+    assert_eq!(present().await, 2);
     sync("full").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     wait_for_run(&m, &id, Duration::from_secs(60)).await;
     assert_eq!(present().await, 0);
-    assert_eq!(
-        rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE integration_id = '{id}' AND kind = 'product'")).await,
-        data["products"].as_array().unwrap().len() as i64
-    );
+    for (kind, list) in [
+        ("product", "products"),
+        ("order", "orders"),
+        ("customer", "customers"),
+    ] {
+        assert_eq!(
+            rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE integration_id = '{id}' AND kind = '{kind}'")).await,
+            data[list].as_array().unwrap().len() as i64,
+            "{kind}"
+        );
+    }
+    metrics_match(&m, &expected(&data, tz)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
