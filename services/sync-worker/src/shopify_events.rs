@@ -17,7 +17,7 @@ use biz_core::db::{self, integrations};
 use diesel::sql_types::{BigInt, Jsonb};
 use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::webhook::ApplyError;
 
