@@ -7,6 +7,7 @@ use actix_web::{get, web};
 use biz_core::db::accounts::Role;
 use biz_core::db::integrations;
 use chrono::NaiveDate;
+use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -135,60 +136,31 @@ async fn dashboard(
         to,
     )
     .await?;
-    let mut cards = Vec::new();
-    for (source, key, metric) in CARDS {
-        if !sources.iter().any(|s| s == source) {
-            continue;
-        }
-        {
-            let definition = find_definition(metric)?;
-            // An average (AOV) is not a sum of converted days: it stays in the shop's currency.
-            let card = if definition.unit == "money"
-                && currency.is_none()
-                && !definition.is_average()
-            {
-                let (now, mut missing) = in_reporting_currency(
-                    &mut conn,
-                    org_id,
-                    &book,
-                    definition,
-                    (from, to),
-                    "total",
-                )
-                .await?;
-                let (then, _) =
-                    in_reporting_currency(&mut conn, org_id, &book, definition, (pf, pt), "total")
-                        .await?;
-                let (sparkline, spark_missing) =
-                    in_reporting_currency(&mut conn, org_id, &book, definition, (from, to), "day")
-                        .await?;
-                missing.extend(spark_missing);
-                missing.sort();
-                missing.dedup();
-                let total = changes(&now, &then).into_iter().next();
-                card(
-                    key,
-                    definition,
-                    Some(org.reporting_currency.to_lowercase()),
-                    total,
-                    sparkline,
-                    missing,
-                )
-            } else {
-                let only = currency.as_deref().filter(|_| definition.unit == "money");
-                let now = points(&mut conn, org_id, definition, (from, to), "total", only).await?;
-                let then = points(&mut conn, org_id, definition, (pf, pt), "total", only).await?;
-                let sparkline =
-                    points(&mut conn, org_id, definition, (from, to), "day", only).await?;
-                let total = changes(&now, &then).into_iter().next();
-                let shown = only
-                    .map(str::to_owned)
-                    .or_else(|| total.as_ref().and_then(|t| t.currency.clone()));
-                card(key, definition, shown, total, sparkline, Vec::new())
-            };
-            cards.push(card);
-        }
-    }
+    // The cards are independent reads: they run side by side, each on its own pooled
+    // connection (a few at a time, so one dashboard cannot take the whole pool).
+    drop(conn);
+    let ranges = Ranges {
+        now: (from, to),
+        then: (pf, pt),
+    };
+    let wanted = CARDS
+        .iter()
+        .filter(|(source, _, _)| sources.iter().any(|s| s == source));
+    let cards: Vec<Card> = stream::iter(wanted.map(|&(_, key, metric)| {
+        build_card(
+            &state,
+            org_id,
+            &org.reporting_currency,
+            &book,
+            currency.as_deref(),
+            ranges,
+            key,
+            metric,
+        )
+    }))
+    .buffered(CARDS_AT_ONCE)
+    .try_collect()
+    .await?;
     Ok(web::Json(Dashboard {
         from,
         to,
@@ -198,6 +170,63 @@ async fn dashboard(
         reporting_currency: org.reporting_currency,
         cards,
     }))
+}
+
+/// How many of one request's cards are read at once.
+const CARDS_AT_ONCE: usize = 4;
+
+#[derive(Clone, Copy)]
+struct Ranges {
+    now: (NaiveDate, NaiveDate),
+    then: (NaiveDate, NaiveDate),
+}
+
+/// One card: the range's total, the comparison range's, and the daily sparkline.
+#[allow(clippy::too_many_arguments)]
+async fn build_card(
+    state: &AppState,
+    org_id: Uuid,
+    reporting_currency: &str,
+    book: &biz_core::metrics::fx::RateBook,
+    currency: Option<&str>,
+    Ranges { now: range, then }: Ranges,
+    key: &'static str,
+    metric: &str,
+) -> Result<Card, ApiError> {
+    let mut conn = state.conn().await?;
+    let conn = &mut conn;
+    let definition = find_definition(metric)?;
+    // An average (AOV) is not a sum of converted days: it stays in the shop's currency.
+    if definition.unit == "money" && currency.is_none() && !definition.is_average() {
+        let (now, mut missing) =
+            in_reporting_currency(conn, org_id, book, definition, range, "total").await?;
+        let (before, _) =
+            in_reporting_currency(conn, org_id, book, definition, then, "total").await?;
+        let (sparkline, spark_missing) =
+            in_reporting_currency(conn, org_id, book, definition, range, "day").await?;
+        missing.extend(spark_missing);
+        missing.sort();
+        missing.dedup();
+        let total = changes(&now, &before).into_iter().next();
+        Ok(card(
+            key,
+            definition,
+            Some(reporting_currency.to_lowercase()),
+            total,
+            sparkline,
+            missing,
+        ))
+    } else {
+        let only = currency.filter(|_| definition.unit == "money");
+        let now = points(conn, org_id, definition, range, "total", only).await?;
+        let before = points(conn, org_id, definition, then, "total", only).await?;
+        let sparkline = points(conn, org_id, definition, range, "day", only).await?;
+        let total = changes(&now, &before).into_iter().next();
+        let shown = only
+            .map(str::to_owned)
+            .or_else(|| total.as_ref().and_then(|t| t.currency.clone()));
+        Ok(card(key, definition, shown, total, sparkline, Vec::new()))
+    }
 }
 
 fn card(
