@@ -110,6 +110,17 @@ fn shop_money(set: &Value, currency: &str, what: &str) -> Result<i64, OrderError
     minor(&set["shop_money"]["amount"], currency, what)
 }
 
+/// `object[field_set].shop_money`, or where an older payload has no `_set`, the plain `field`,
+/// which REST gives in the shop's currency too.
+fn shop_amount(object: &Value, field: &str, currency: &str, what: &str) -> Result<i64, OrderError> {
+    let set = &object[format!("{field}_set").as_str()];
+    if set["shop_money"]["amount"].is_null() {
+        minor(&object[field], currency, what)
+    } else {
+        shop_money(set, currency, what)
+    }
+}
+
 /// The sum of a line's tax rates, exactly (rates are JSON numbers such as 0.08875).
 fn tax_rate(line: &Value) -> Amount {
     line["tax_lines"]
@@ -158,7 +169,7 @@ impl OrderFacts {
         let mut line_left: HashMap<i64, (i64, i64)> = HashMap::new();
         for line in order["line_items"].as_array().into_iter().flatten() {
             let quantity = line["quantity"].as_i64().unwrap_or(0);
-            let price = shop_money(&line["price_set"], cur, "line price")?;
+            let price = shop_amount(line, "price", cur, "line price")?;
             let mut gross = price * quantity;
             if taxes_included {
                 let r = tax_rate(line);
@@ -172,7 +183,7 @@ impl OrderFacts {
                 .into_iter()
                 .flatten()
             {
-                discount += shop_money(&a["amount_set"], cur, "discount allocation")?;
+                discount += shop_amount(a, "amount", cur, "discount allocation")?;
             }
             facts.gross += gross;
             facts.discounts += discount;
@@ -198,9 +209,9 @@ impl OrderFacts {
             let refund_day = local_day(at, tz);
             for item in refund["refund_line_items"].as_array().into_iter().flatten() {
                 let quantity = item["quantity"].as_i64().unwrap_or(0);
-                let mut amount = shop_money(&item["subtotal_set"], cur, "refund subtotal")?;
+                let mut amount = shop_amount(item, "subtotal", cur, "refund subtotal")?;
                 if taxes_included {
-                    amount -= shop_money(&item["total_tax_set"], cur, "refund tax")?;
+                    amount -= shop_amount(item, "total_tax", cur, "refund tax")?;
                 }
                 let entry = facts.returns.entry(refund_day).or_default();
                 entry.0 += amount;
@@ -681,6 +692,41 @@ mod tests {
                 .unwrap()
                 .day,
             day("2025-11-03")
+        );
+    }
+
+    /// Replaces every `x_set` by the plain `x` (its shop-money amount), as payloads of older API
+    /// versions carry only those.
+    fn without_sets(v: &Value) -> Value {
+        match v {
+            Value::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, x) in map {
+                    match k.strip_suffix("_set") {
+                        Some(plain) => {
+                            out.insert(plain.to_owned(), x["shop_money"]["amount"].clone());
+                        }
+                        None => {
+                            out.insert(k.clone(), without_sets(x));
+                        }
+                    }
+                }
+                Value::Object(out)
+            }
+            Value::Array(items) => Value::Array(items.iter().map(without_sets).collect()),
+            other => other.clone(),
+        }
+    }
+
+    #[test]
+    fn an_order_without_set_amounts_reads_the_plain_ones() {
+        let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
+        let plain = without_sets(&order_1042());
+        assert!(plain["line_items"][0]["price_set"].is_null());
+        assert_eq!(plain["line_items"][0]["price"], "25.00");
+        assert_eq!(
+            OrderFacts::from_order(&plain, tokyo).unwrap(),
+            OrderFacts::from_order(&order_1042(), tokyo).unwrap()
         );
     }
 
