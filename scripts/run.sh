@@ -93,12 +93,32 @@ if [ -n "$token" ] && [ -n "$org" ]; then
   fi
 fi
 
+# Demo exchange rates, so the demo's money cards can total across currencies: fixed rates that
+# match the simulator's prices (EUR 0.9, GBP 0.8 and JPY 150 per USD 1.00), not market data.
+# Loaded only into a database that has no rates yet; real rates come from an admin's CSV.
+if [ "$(psql "$DATABASE_URL" -Atc 'SELECT count(*) FROM fx_rates' 2>/dev/null)" = "0" ]; then
+  fx=$(mktemp)
+  echo "date,base,quote,rate" > "$fx"
+  for i in $(seq 0 800); do
+    d=$(date -u -d "-$i days" +%F)
+    printf '%s,EUR,USD,1.1111111
+%s,GBP,USD,1.25
+%s,JPY,USD,0.0066667
+' "$d" "$d" "$d" >> "$fx"
+  done
+  "$bin/gateway" load-fx-rates "$fx" >/dev/null \
+    && echo "run: demo exchange rates loaded (fixed, matching the simulator's prices; not market data)" \
+    || echo "run: could not load the demo exchange rates"
+  rm -f "$fx"
+fi
+
 cat <<MSG
 
   BizInsights is running.
     Gateway:   $url   (readiness: $url/readyz, API: $url/api/v1/openapi.json)
     Simulator: http://$sim_addr   (providers' APIs; control at /_sim/config)
     Demo login: $demo_email / $demo_password
+    The simulator's data runs to 2025-12-31; its last month: $url/?from=2025-12-01&to=2025-12-31
   Ctrl-C stops everything.
 
 MSG

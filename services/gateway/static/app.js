@@ -4,6 +4,17 @@
 "use strict";
 
 const state = { csrf: null, user: null, org: null, timers: [] };
+
+// A date range can come in the address (`/?from=2025-12-01&to=2025-12-31`), so a link opens
+// the overview on it; the pickers change it from there.
+{
+  const params = new URLSearchParams(location.search);
+  const day = /^\d{4}-\d{2}-\d{2}$/;
+  if (day.test(params.get("from") || "") && day.test(params.get("to") || "")) {
+    state.from = params.get("from");
+    state.to = params.get("to");
+  }
+}
 const $ = (sel, root = document) => root.querySelector(sel);
 const main = () => $("#main");
 

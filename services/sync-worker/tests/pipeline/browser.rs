@@ -259,6 +259,23 @@ async fn the_dashboard_works_in_a_real_browser() {
     shot(&c, "06-overview-390px").await;
     c.set_window_size(1280, 900).await.unwrap();
 
+    // A link with a range opens the overview on it.
+    c.goto(&format!(
+        "{gateway}/?from=2025-11-01&to=2025-11-30#/overview"
+    ))
+    .await
+    .unwrap();
+    let from = wait_for(&c, "#range-from", Duration::from_secs(10)).await;
+    assert_eq!(
+        from.prop("value").await.unwrap().as_deref(),
+        Some("2025-11-01")
+    );
+    let to = wait_for(&c, "#range-to", Duration::from_secs(10)).await;
+    assert_eq!(
+        to.prop("value").await.unwrap().as_deref(),
+        Some("2025-11-30")
+    );
+
     // Invite a member.
     c.goto(&format!("{gateway}/#/team")).await.unwrap();
     fill(
