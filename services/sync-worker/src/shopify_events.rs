@@ -35,12 +35,12 @@ pub async fn apply(conn: &mut db::Conn, event: &WebhookEvent) -> Result<(), Appl
     let (org, integration, id) = (event.organization_id, event.integration_id, event.id);
     let topic = event.event_type.as_str();
     conn.transaction::<_, ApplyError, _>(async move |conn| {
-        // The order an order or refund event touches, whose redaction outlives this payload.
-        let mut order_touched = None;
+        // The order or customer the event touches, whose redaction outlives this payload.
+        let mut touched = None;
         match topic {
             "orders/create" | "orders/updated" | "orders/cancelled" | "orders/paid"
             | "orders/fulfilled" | "orders/partially_fulfilled" | "orders/edited" => {
-                order_touched = payload["id"].as_i64();
+                touched = payload["id"].as_i64().map(|id| (Kind::Order, id));
                 upsert(conn, org, integration, Kind::Order, payload).await?;
             }
             "products/create" | "products/update" => {
@@ -48,6 +48,7 @@ pub async fn apply(conn: &mut db::Conn, event: &WebhookEvent) -> Result<(), Appl
             }
             "customers/create" | "customers/update" | "customers/enable"
             | "customers/disable" => {
+                touched = payload["id"].as_i64().map(|id| (Kind::Customer, id));
                 upsert(conn, org, integration, Kind::Customer, payload).await?;
             }
             "products/delete" | "customers/delete" | "orders/delete" => {
@@ -62,7 +63,7 @@ pub async fn apply(conn: &mut db::Conn, event: &WebhookEvent) -> Result<(), Appl
                 store::remove(conn, org, integration, kind, &[id]).await?;
             }
             "refunds/create" => {
-                order_touched = payload["order_id"].as_i64();
+                touched = payload["order_id"].as_i64().map(|id| (Kind::Order, id));
                 add_refund(conn, org, integration, payload).await?;
             }
             "app/uninstalled" => {
@@ -84,7 +85,7 @@ pub async fn apply(conn: &mut db::Conn, event: &WebhookEvent) -> Result<(), Appl
                     .as_i64()
                     .ok_or_else(|| ApplyError::Payload("no customer.id".into()))?;
                 let orders = ids(&payload["orders_to_redact"]);
-                let n = store::redact_customer(conn, integration, customer, &orders).await?;
+                let n = store::redact_customer(conn, org, integration, customer, &orders).await?;
                 let events = store::scrub_customer_traces(conn, integration, customer, id).await?;
                 tracing::info!(orders = n, events, "Shopify customer redacted");
             }
@@ -95,8 +96,8 @@ pub async fn apply(conn: &mut db::Conn, event: &WebhookEvent) -> Result<(), Appl
             other => tracing::debug!(topic = other, "Shopify topic without an effect here"),
         }
         webhook_events::mark_processed(conn, id).await?;
-        if let Some(order) = order_touched {
-            store::scrub_event_if_order_redacted(conn, integration, order, id).await?;
+        if let Some((kind, object)) = touched {
+            store::scrub_event_if_redacted(conn, integration, kind, object, id).await?;
         }
         Ok(())
     })

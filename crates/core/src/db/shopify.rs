@@ -153,8 +153,11 @@ pub async fn upsert(
          ON CONFLICT (integration_id, kind, shopify_id) DO UPDATE SET
             updated_at = EXCLUDED.updated_at, processed_at = EXCLUDED.processed_at,
             customer_id = EXCLUDED.customer_id, last_activity_at = EXCLUDED.last_activity_at,
-            -- A redacted order stays redacted when Shopify sends it again (a later refund).
-            raw = CASE WHEN shopify_objects.redacted
+            -- A redacted customer stays a bare id, and a redacted order stays redacted, when
+            -- Shopify sends them again (a later refund, an update, the next full sync).
+            raw = CASE WHEN shopify_objects.redacted AND shopify_objects.kind = 'customer'
+                       THEN jsonb_build_object('id', EXCLUDED.shopify_id)
+                       WHEN shopify_objects.redacted
                        THEN (EXCLUDED.raw - $10::text[]) || jsonb_build_object('customer', jsonb_build_object('id', EXCLUDED.customer_id))
                        ELSE EXCLUDED.raw END,
             synced_at = now()
@@ -300,18 +303,24 @@ const ORDER_PERSONAL: [&str; 9] = [
     "customer",
 ];
 
-/// Erases one customer's personal data: the customer row goes, and their orders keep only
-/// amounts, lines and dates, with the customer reduced to its id (so first-order and returning
-/// counts stay right). Returns orders redacted.
+/// Erases one customer's personal data: the customer row is reduced to its id and marked
+/// redacted (a tombstone, so a later sync or `customers/update` cannot bring the data back:
+/// see [`upsert`]), and their orders keep only amounts, lines and dates, with the customer
+/// reduced to its id (so first-order and returning counts stay right). Returns orders redacted.
 pub async fn redact_customer(
     conn: &mut Conn,
+    organization_id: Uuid,
     integration_id: Uuid,
     customer_id: i64,
     order_ids: &[i64],
 ) -> Result<usize, DbError> {
     diesel::sql_query(
-        "DELETE FROM shopify_objects WHERE integration_id = $1 AND kind = 'customer' AND shopify_id = $2",
+        "INSERT INTO shopify_objects (organization_id, integration_id, kind, shopify_id, updated_at, redacted, raw)
+         VALUES ($1, $2, 'customer', $3, now(), true, jsonb_build_object('id', $3))
+         ON CONFLICT (integration_id, kind, shopify_id) DO UPDATE
+            SET raw = EXCLUDED.raw, redacted = true",
     )
+    .bind::<diesel::sql_types::Uuid, _>(organization_id)
     .bind::<diesel::sql_types::Uuid, _>(integration_id)
     .bind::<BigInt, _>(customer_id)
     .execute(conn)
@@ -360,25 +369,28 @@ pub async fn scrub_customer_traces(
     .await?)
 }
 
-/// An order event (or refund) applied after its order was redacted: the order row stays
-/// redacted (see [`upsert`]), and this replaces the event's stored payload, which still carries
-/// the personal data, by the same marker. Returns whether it did.
-pub async fn scrub_event_if_order_redacted(
+/// An event applied after its order or customer was redacted (an order update, a refund, a
+/// customer update): the row stays redacted (see [`upsert`]), and this replaces the event's
+/// stored payload, which still carries the personal data, by the same marker. Returns whether
+/// it did.
+pub async fn scrub_event_if_redacted(
     conn: &mut Conn,
     integration_id: Uuid,
-    order_id: i64,
+    kind: Kind,
+    shopify_id: i64,
     event_id: Uuid,
 ) -> Result<bool, DbError> {
     Ok(diesel::sql_query(
         "UPDATE webhook_events SET payload = '{\"redacted\": true}'
           WHERE id = $3
             AND EXISTS (SELECT 1 FROM shopify_objects
-                         WHERE integration_id = $1 AND kind = 'order' AND shopify_id = $2
+                         WHERE integration_id = $1 AND kind = $4 AND shopify_id = $2
                            AND redacted)",
     )
     .bind::<diesel::sql_types::Uuid, _>(integration_id)
-    .bind::<BigInt, _>(order_id)
+    .bind::<BigInt, _>(shopify_id)
     .bind::<diesel::sql_types::Uuid, _>(event_id)
+    .bind::<Text, _>(kind.as_str())
     .execute(conn)
     .await?
         == 1)

@@ -663,6 +663,46 @@ async fn webhooks_keep_the_shop_current_and_the_privacy_topics_are_honoured() {
         !text.contains("please gift wrap"),
         "the late update's note was kept"
     );
+    // Nor does a customers/update for them, or a full sync that reads them from the shop
+    // again: the customer stays a bare id, their orders stay redacted.
+    let mut update = customer.clone();
+    update["updated_at"] = json!(chrono::Utc::now().to_rfc3339());
+    sim_post(
+        &h,
+        "webhooks/send",
+        json!({ "topic": "customers/update", "payload": update, "webhook_id": "customer-update-after-redact" }),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rows(&h, "SELECT count(*) AS n FROM webhook_events WHERE external_id = 'customer-update-after-redact' AND status = 'processed'").await == 0 {
+        assert!(Instant::now() < deadline, "the customer update was not applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let res = m
+        .http
+        .post(format!(
+            "{}/api/v1/orgs/{}/integrations/{id}/sync",
+            m.gateway, m.org
+        ))
+        .bearer_auth(&m.token)
+        .json(&json!({ "mode": "full" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let run = wait_for_run(&m, &id, Duration::from_secs(60)).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let text = dump(&h);
+    let left: Vec<&String> = traces
+        .iter()
+        .filter(|t| text.contains(t.as_str()))
+        .collect();
+    assert!(left.is_empty(), "after a full sync the dump holds {left:?}");
+    assert_eq!(
+        rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE kind = 'customer' AND shopify_id = {buyer} AND redacted AND raw = jsonb_build_object('id', {buyer})")).await,
+        1
+    );
     assert_eq!(
         rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE kind = 'order' AND customer_id = {buyer} AND redacted")).await,
         orders_of_buyer
