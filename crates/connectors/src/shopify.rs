@@ -153,6 +153,8 @@ pub struct ShopifyClient {
     version: String,
     token: SecretString,
     bucket: std::sync::Arc<crate::LeakyBucket>,
+    /// Whether Shopify answering at another version than ours was logged already.
+    version_warned: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ShopifyClient {
@@ -170,6 +172,27 @@ impl ShopifyClient {
             version: version.to_owned(),
             token,
             bucket: std::sync::Arc::new(crate::LeakyBucket::new(bucket_size, leak_per_second)),
+            version_warned: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+
+    /// Shopify serves a version it no longer supports as its oldest supported one, and says so
+    /// in `X-Shopify-API-Version`: the pinned setting is then due for an update.
+    fn check_version(&self, headers: &reqwest::header::HeaderMap) {
+        let served = headers
+            .get("x-shopify-api-version")
+            .and_then(|v| v.to_str().ok());
+        if let Some(served) = served.filter(|s| *s != self.version) {
+            if !self
+                .version_warned
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    requested = %self.version,
+                    served,
+                    "Shopify answered at another API version; update providers.shopify_api_version"
+                );
+            }
         }
     }
 
@@ -239,6 +262,9 @@ impl ShopifyClient {
                 }
                 Err(_) => Value::Null,
             };
+            if status.is_success() {
+                self.check_version(&headers);
+            }
             return match status.as_u16() {
                 200..=299 => Ok(Page {
                     items: body[resource.name()].as_array().cloned().ok_or_else(|| {

@@ -144,7 +144,7 @@ async fn installing_on_a_shop_stores_its_token_sealed_and_subscribes_the_webhook
         .unwrap()
         .iter()
         .all(|h| h["address"] == "http://127.0.0.1:8080/webhooks/shopify"
-            && h["api_version"] == "2025-07"));
+            && h["api_version"] == "2026-10"));
 
     // The same callback again: the state was used.
     let res = app.client.get(callback).send().await.unwrap();
