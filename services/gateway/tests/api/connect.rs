@@ -32,6 +32,16 @@ async fn start(app: &TestApp, who: &Account) -> reqwest::Url {
     res.headers()["location"].to_str().unwrap().parse().unwrap()
 }
 
+/// The callback opened in the browser of `who`, signed in.
+async fn signed_in_get(app: &TestApp, url: &str, who: &Account) -> reqwest::Response {
+    app.client
+        .get(url)
+        .bearer_auth(&who.token)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn param(url: &reqwest::Url, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(k, _)| k == name)
@@ -179,24 +189,12 @@ async fn every_bad_callback_is_refused_and_stores_nothing() {
     let mallory = app.signup("mallory@example.com", "M Corp").await;
     let authorize = start(&app, &alice).await;
     let back = at_stripe(&app, &authorize, false).await;
-    let res = app
-        .client
-        .get(&back)
-        .bearer_auth(&mallory.token)
-        .send()
-        .await
-        .unwrap();
+    let res = signed_in_get(&app, &back, &mallory).await;
     assert_eq!(
         error_code(res, StatusCode::BAD_REQUEST).await,
         "state_not_yours"
     );
-    let res = app
-        .client
-        .get(&back)
-        .bearer_auth(&alice.token)
-        .send()
-        .await
-        .unwrap();
+    let res = signed_in_get(&app, &back, &alice).await;
     assert_eq!(error_code(res, StatusCode::BAD_REQUEST).await, "state_used");
 
     assert_eq!(integrations_count(&app).await, 0);
@@ -204,13 +202,7 @@ async fn every_bad_callback_is_refused_and_stores_nothing() {
     // Her own signed-in browser gets through.
     let authorize = start(&app, &alice).await;
     let back = at_stripe(&app, &authorize, false).await;
-    let res = app
-        .client
-        .get(&back)
-        .bearer_auth(&alice.token)
-        .send()
-        .await
-        .unwrap();
+    let res = signed_in_get(&app, &back, &alice).await;
     assert_eq!(res.status(), StatusCode::FOUND);
     assert_eq!(integrations_count(&app).await, 1);
 }

@@ -35,6 +35,32 @@ impl Merchant {
         assert_eq!(res.status(), StatusCode::OK, "GET {path}");
         res.json().await.unwrap()
     }
+
+    /// Asks for a sync of the integration (`full` or `incremental`).
+    async fn sync(&self, id: &str, mode: &str) {
+        let res = self
+            .http
+            .post(format!(
+                "{}/api/v1/orgs/{}/integrations/{id}/sync",
+                self.gateway, self.org
+            ))
+            .bearer_auth(&self.token)
+            .json(&json!({ "mode": mode }))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+    }
+}
+
+/// Waits until the webhook delivered with `webhook_id` has been applied.
+async fn wait_applied(h: &Harness, webhook_id: &str) {
+    let sql = format!("SELECT count(*) AS n FROM webhook_events WHERE external_id = '{webhook_id}' AND status = 'processed'");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rows(h, &sql).await == 0 {
+        assert!(Instant::now() < deadline, "{webhook_id} was not applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Signs up, sets the organisation's time zone, and installs the app on `SHOP` by following
@@ -645,11 +671,7 @@ async fn webhooks_keep_the_shop_current_and_the_privacy_topics_are_honoured() {
         json!({ "topic": "orders/updated", "payload": late, "webhook_id": "late-update-after-redact" }),
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while rows(&h, "SELECT count(*) AS n FROM webhook_events WHERE external_id = 'late-update-after-redact' AND status = 'processed'").await == 0 {
-        assert!(Instant::now() < deadline, "the late update was not applied");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_applied(&h, "late-update-after-redact").await;
     let text = dump(&h);
     let left: Vec<&String> = traces
         .iter()
@@ -673,23 +695,8 @@ async fn webhooks_keep_the_shop_current_and_the_privacy_topics_are_honoured() {
         json!({ "topic": "customers/update", "payload": update, "webhook_id": "customer-update-after-redact" }),
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while rows(&h, "SELECT count(*) AS n FROM webhook_events WHERE external_id = 'customer-update-after-redact' AND status = 'processed'").await == 0 {
-        assert!(Instant::now() < deadline, "the customer update was not applied");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let res = m
-        .http
-        .post(format!(
-            "{}/api/v1/orgs/{}/integrations/{id}/sync",
-            m.gateway, m.org
-        ))
-        .bearer_auth(&m.token)
-        .json(&json!({ "mode": "full" }))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.status());
+    wait_applied(&h, "customer-update-after-redact").await;
+    m.sync(&id, "full").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let run = wait_for_run(&m, &id, Duration::from_secs(60)).await;
     assert_eq!(run["status"], "succeeded", "{run}");
@@ -771,25 +778,7 @@ async fn changes_whose_webhooks_never_came_are_found_by_the_next_syncs() {
 
     // An incremental sync reads only what changed since the last walk began (less the
     // overlap): the new orders and the refunded and cancelled ones.
-    let sync = |mode: &'static str| {
-        let m = &m;
-        let id = id.clone();
-        async move {
-            let res = m
-                .http
-                .post(format!(
-                    "{}/api/v1/orgs/{}/integrations/{id}/sync",
-                    m.gateway, m.org
-                ))
-                .bearer_auth(&m.token)
-                .json(&json!({ "mode": mode }))
-                .send()
-                .await
-                .unwrap();
-            assert!(res.status().is_success(), "{}", res.status());
-        }
-    };
-    sync("incremental").await;
+    m.sync(&id, "incremental").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let run = wait_for_run(&m, &id, Duration::from_secs(60)).await;
     assert_eq!(run["mode"], "incremental");
@@ -836,7 +825,7 @@ async fn changes_whose_webhooks_never_came_are_found_by_the_next_syncs() {
     );
     let present = || rows(&h, &sql);
     assert_eq!(present().await, 2);
-    sync("full").await;
+    m.sync(&id, "full").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     wait_for_run(&m, &id, Duration::from_secs(60)).await;
     assert_eq!(present().await, 0);
@@ -896,18 +885,7 @@ async fn a_small_bucket_is_never_overflowed_and_a_429_is_only_a_correction() {
         "faults": { "rate": 0.5, "kinds": ["429"], "max": 3, "path_prefix": format!("/shopify/{SHOP}/admin/api/") }
     }))
     .await;
-    let res = m
-        .http
-        .post(format!(
-            "{}/api/v1/orgs/{}/integrations/{id}/sync",
-            m.gateway, m.org
-        ))
-        .bearer_auth(&m.token)
-        .json(&json!({ "mode": "full" }))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success());
+    m.sync(&id, "full").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let run = wait_for_run(&m, &id, Duration::from_secs(90)).await;
     assert_eq!(run["attempts"], 1, "a 429 must not fail the attempt: {run}");
