@@ -191,14 +191,23 @@ pub async fn upsert(
         .flatten()
         .min();
     if let (Some(first), Rollups::MarkDirty) = (earliest, rollups) {
-        // The day before in UTC covers every time zone's local day.
-        let day = first
-            .date_naive()
-            .checked_sub_days(Days::new(1))
-            .unwrap_or(first.date_naive());
-        rollup::mark_dirty(conn, organization_id, day).await?;
+        mark_dirty_from(conn, organization_id, first).await?;
     }
     Ok(written)
+}
+
+/// Marks the organisation's rollups dirty from the day before `first` (in UTC, which covers
+/// every time zone's local day of that instant).
+async fn mark_dirty_from(
+    conn: &mut Conn,
+    organization_id: Uuid,
+    first: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let day = first
+        .date_naive()
+        .checked_sub_days(Days::new(1))
+        .unwrap_or(first.date_naive());
+    rollup::mark_dirty(conn, organization_id, day).await
 }
 
 /// Marks the organisation's rollups dirty from the day before the integration's first order:
@@ -215,11 +224,7 @@ pub async fn mark_all_orders_dirty(
     .get_result(conn)
     .await?;
     if let Some(first) = first.first {
-        let day = first
-            .date_naive()
-            .checked_sub_days(Days::new(1))
-            .unwrap_or(first.date_naive());
-        rollup::mark_dirty(conn, organization_id, day).await?;
+        mark_dirty_from(conn, organization_id, first).await?;
     }
     Ok(())
 }
@@ -238,11 +243,7 @@ async fn removed(
     rows: Vec<Removed>,
 ) -> Result<usize, DbError> {
     if let Some(first) = rows.iter().filter_map(|r| r.processed_at).min() {
-        let day = first
-            .date_naive()
-            .checked_sub_days(Days::new(1))
-            .unwrap_or(first.date_naive());
-        rollup::mark_dirty(conn, organization_id, day).await?;
+        mark_dirty_from(conn, organization_id, first).await?;
     }
     Ok(rows.len())
 }
@@ -483,11 +484,7 @@ pub async fn delete_shop_data(
         .execute(conn)
         .await?;
     if let Some(first) = first.first {
-        let day = first
-            .date_naive()
-            .checked_sub_days(Days::new(1))
-            .unwrap_or(first.date_naive());
-        rollup::mark_dirty(conn, organization_id, day).await?;
+        mark_dirty_from(conn, organization_id, first).await?;
     }
     Ok(removed)
 }
