@@ -83,12 +83,17 @@ async fn wait_for(c: &Client, css: &str, timeout: Duration) -> fantoccini::eleme
         .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
 }
 
+/// Clicks `css`, finding it again if the page re-rendered it between finding and clicking (a
+/// click on a stale element did not happen, so retrying cannot click twice).
 async fn click(c: &Client, css: &str) {
-    wait_for(c, css, Duration::from_secs(5))
-        .await
-        .click()
-        .await
-        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match wait_for(c, css, Duration::from_secs(5)).await.click().await {
+            Ok(_) => return,
+            Err(e) => assert!(Instant::now() < deadline, "clicking {css}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn fill(c: &Client, css: &str, value: &str) {
@@ -107,12 +112,35 @@ async fn set_date(c: &Client, id: &str, day: &str) {
     .unwrap();
 }
 
+/// Reads a property (`value`, `textContent`, `innerHTML`) or else an attribute of the first
+/// element matching `css`, in one script: the page re-renders as data arrives, and an element
+/// found in one call may be gone by the next. `None` while there is no such element.
+async fn read(c: &Client, css: &str, what: &str) -> Option<String> {
+    let script = "const e = document.querySelector(arguments[0]);
+                  if (!e) return null;
+                  const v = e[arguments[1]];
+                  return v === undefined ? e.getAttribute(arguments[1]) : String(v);";
+    c.execute(script, vec![json!(css), json!(what)])
+        .await
+        .ok()?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Waits up to 10 s for `css` to exist, and reads `what` of it.
+async fn read_when_there(c: &Client, css: &str, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = read(c, css, what).await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{css} never appeared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn inner_html(c: &Client, css: &str) -> String {
-    wait_for(c, css, Duration::from_secs(10))
-        .await
-        .html(true)
-        .await
-        .unwrap()
+    read_when_there(c, css, "innerHTML").await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -211,12 +239,9 @@ async fn the_dashboard_works_in_a_real_browser() {
     let shown = {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let value = c.find(Locator::Css("[data-card=mrr] .value")).await.ok();
-            if let Some(v) = value {
-                let attr = v.attr("data-value").await.unwrap().unwrap_or_default();
-                if attr == api_mrr.to_string() {
-                    break v.text().await.unwrap();
-                }
+            let card = "[data-card=mrr] .value";
+            if read(&c, card, "data-value").await == Some(api_mrr.to_string()) {
+                break read_when_there(&c, card, "textContent").await;
             }
             assert!(
                 Instant::now() < deadline,
@@ -265,15 +290,13 @@ async fn the_dashboard_works_in_a_real_browser() {
     ))
     .await
     .unwrap();
-    let from = wait_for(&c, "#range-from", Duration::from_secs(10)).await;
     assert_eq!(
-        from.prop("value").await.unwrap().as_deref(),
-        Some("2025-11-01")
+        read_when_there(&c, "#range-from", "value").await,
+        "2025-11-01"
     );
-    let to = wait_for(&c, "#range-to", Duration::from_secs(10)).await;
     assert_eq!(
-        to.prop("value").await.unwrap().as_deref(),
-        Some("2025-11-30")
+        read_when_there(&c, "#range-to", "value").await,
+        "2025-11-30"
     );
 
     // Invite a member.
@@ -287,15 +310,11 @@ async fn the_dashboard_works_in_a_real_browser() {
     click(&c, "#invite-form button[type=submit]").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(list) = c.find(Locator::Css("#invitation-list")).await {
-            if list
-                .text()
-                .await
-                .unwrap()
-                .contains("new.member@example.com")
-            {
-                break;
-            }
+        if read(&c, "#invitation-list", "textContent")
+            .await
+            .is_some_and(|t| t.contains("new.member@example.com"))
+        {
+            break;
         }
         assert!(Instant::now() < deadline, "the invitation did not appear");
         tokio::time::sleep(Duration::from_millis(200)).await;
