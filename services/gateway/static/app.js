@@ -179,6 +179,17 @@ async function loadSession() {
   $("#nav").hidden = false;
 }
 
+// A page that reloads on every change of range or currency may have an older load still in
+// flight: each load takes a ticket, and only the newest may draw (an answer arriving late
+// would otherwise paint the old range's numbers under the new range's pickers).
+function tickets() {
+  let newest = 0;
+  return () => {
+    const mine = ++newest;
+    return () => mine === newest;
+  };
+}
+
 function rangeInputs(onChange) {
   const to = new Date();
   const from = new Date(to.getTime() - 29 * 86400000);
@@ -215,17 +226,20 @@ async function overview() {
   lineMetric.addEventListener("change", () => { state.lineMetric = lineMetric.value; render(); });
   toolbar.append(...rangeInputs(() => render()), el("label", {}, "Currency", currency), el("label", {}, "Chart", lineMetric));
   main().replaceChildren(el("h1", {}, "Overview"), toolbar, cards, charts);
+  const ticket = tickets();
 
   async function render() {
+    const current = ticket();
     const { from, to } = range();
     const cur = state.currency ? `&currency=${state.currency}` : "";
     let dash;
     try {
       dash = await api("GET", `/orgs/${org}/dashboard?from=${from}&to=${to}${cur}`);
     } catch (err) {
-      cards.replaceChildren(el("p", { class: "error" }, err.message));
+      if (current()) cards.replaceChildren(el("p", { class: "error" }, err.message));
       return;
     }
+    if (!current()) return;
     if (dash.cards.length === 0) {
       cards.replaceChildren(el("div", { class: "empty" }, "No data yet. ", el("a", { href: "#/integrations" }, "Connect a source"), " to see your numbers."));
       charts.replaceChildren();
@@ -250,9 +264,10 @@ async function overview() {
         api("GET", `/orgs/${org}/metrics/stripe_revenue?from=${from}&to=${to}&currency=${seriesCur}`),
       ]);
     } catch (err) {
-      charts.replaceChildren(el("p", { class: "error" }, err.message));
+      if (current()) charts.replaceChildren(el("p", { class: "error" }, err.message));
       return;
     }
+    if (!current()) return;
     const money = line.unit === "money" ? ` (${seriesCur.toUpperCase()})` : "";
     charts.replaceChildren(
       el("div", { class: "panel chart", id: "chart-line" }, el("h2", {}, `${label}${money}`), chart(line.series)),
@@ -273,13 +288,16 @@ async function stripePage() {
     ["stripe_refunds_total", "Refunds", true], ["stripe_mrr_new", "New MRR", true], ["stripe_mrr_churned", "Churned MRR", true],
     ["stripe_subscriptions_active", "Active subscriptions", false], ["stripe_customers_total", "Customers", false],
   ];
+  const ticket = tickets();
   async function render() {
+    const current = ticket();
     const { from, to } = range();
-    grid.replaceChildren(...await Promise.all(metrics.map(async ([key, label, bars]) => {
+    const panels = await Promise.all(metrics.map(async ([key, label, bars]) => {
       const cur = key === "stripe_subscriptions_active" || key === "stripe_customers_total" ? "" : "&currency=usd";
       const s = await api("GET", `/orgs/${org}/metrics/${key}?from=${from}&to=${to}${cur}`);
       return el("div", { class: "panel chart" }, el("h2", {}, cur ? `${label} (USD)` : label), chart(s.series, { bars }));
-    })));
+    }));
+    if (current()) grid.replaceChildren(...panels);
   }
   await render();
 }
@@ -298,7 +316,9 @@ async function shopifyPage() {
     ["shopify_returns", "Returns", true], ["shopify_refunds", "Refunds", true],
     ["shopify_customers_new", "New customers", true], ["shopify_customers_returning", "Returning customers", true],
   ];
+  const ticket = tickets();
   async function render() {
+    const current = ticket();
     const { from, to } = range();
     try {
       const [charts, products] = await Promise.all([
@@ -309,6 +329,7 @@ async function shopifyPage() {
         })),
         api("GET", `/orgs/${org}/metrics/shopify/top-products?from=${from}&to=${to}&limit=10`),
       ]);
+      if (!current()) return;
       grid.replaceChildren(...charts);
       top.replaceChildren(el("h2", {}, "Top products by net sales"), products.data.length === 0
         ? el("div", { class: "empty" }, "No sales in this range.")
@@ -318,7 +339,7 @@ async function shopifyPage() {
             el("td", {}, p.title || p.product_id), el("td", {}, String(p.units_sold)),
             el("td", {}, String(p.units_returned)), el("td", {}, money(p.net, p.currency)))))));
     } catch (err) {
-      grid.replaceChildren(el("p", { class: "error" }, err.message));
+      if (current()) grid.replaceChildren(el("p", { class: "error" }, err.message));
     }
   }
   await render();
