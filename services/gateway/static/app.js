@@ -292,12 +292,16 @@ async function stripePage() {
   async function render() {
     const current = ticket();
     const { from, to } = range();
-    const panels = await Promise.all(metrics.map(async ([key, label, bars]) => {
-      const cur = key === "stripe_subscriptions_active" || key === "stripe_customers_total" ? "" : "&currency=usd";
-      const s = await api("GET", `/orgs/${org}/metrics/${key}?from=${from}&to=${to}${cur}`);
-      return el("div", { class: "panel chart" }, el("h2", {}, cur ? `${label} (USD)` : label), chart(s.series, { bars }));
-    }));
-    if (current()) grid.replaceChildren(...panels);
+    try {
+      const panels = await Promise.all(metrics.map(async ([key, label, bars]) => {
+        const cur = key === "stripe_subscriptions_active" || key === "stripe_customers_total" ? "" : "&currency=usd";
+        const s = await api("GET", `/orgs/${org}/metrics/${key}?from=${from}&to=${to}${cur}`);
+        return el("div", { class: "panel chart" }, el("h2", {}, cur ? `${label} (USD)` : label), chart(s.series, { bars }));
+      }));
+      if (current()) grid.replaceChildren(...panels);
+    } catch (err) {
+      if (current()) grid.replaceChildren(el("p", { class: "error" }, err.message));
+    }
   }
   await render();
 }
