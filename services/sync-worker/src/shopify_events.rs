@@ -51,17 +51,9 @@ pub async fn apply(conn: &mut db::Conn, event: &WebhookEvent) -> Result<(), Appl
                 touched = payload["id"].as_i64().map(|id| (Kind::Customer, id));
                 upsert(conn, org, integration, Kind::Customer, payload).await?;
             }
-            "products/delete" | "customers/delete" | "orders/delete" => {
-                let kind = match topic {
-                    "products/delete" => Kind::Product,
-                    "customers/delete" => Kind::Customer,
-                    _ => Kind::Order,
-                };
-                let id = payload["id"]
-                    .as_i64()
-                    .ok_or_else(|| ApplyError::Payload("a deletion without an id".into()))?;
-                store::remove(conn, org, integration, kind, &[id]).await?;
-            }
+            "products/delete" => remove(conn, org, integration, Kind::Product, &payload).await?,
+            "customers/delete" => remove(conn, org, integration, Kind::Customer, &payload).await?,
+            "orders/delete" => remove(conn, org, integration, Kind::Order, &payload).await?,
             "refunds/create" => {
                 touched = payload["order_id"].as_i64().map(|id| (Kind::Order, id));
                 add_refund(conn, org, integration, payload).await?;
@@ -102,6 +94,21 @@ pub async fn apply(conn: &mut db::Conn, event: &WebhookEvent) -> Result<(), Appl
         Ok(())
     })
     .await
+}
+
+/// A `*/delete` topic: its payload is `{"id": …}`.
+async fn remove(
+    conn: &mut db::Conn,
+    org: uuid::Uuid,
+    integration: uuid::Uuid,
+    kind: Kind,
+    payload: &Value,
+) -> Result<(), ApplyError> {
+    let id = payload["id"]
+        .as_i64()
+        .ok_or_else(|| ApplyError::Payload("a deletion without an id".into()))?;
+    store::remove(conn, org, integration, kind, &[id]).await?;
+    Ok(())
 }
 
 async fn upsert(

@@ -176,16 +176,20 @@ pub async fn upsert(
     .execute(conn)
     .await?;
     // Seen now, even where the stored version is newer than this one (a webhook came first):
-    // a full walk's reconciliation removes only what no page showed.
-    diesel::sql_query(
-        "UPDATE shopify_objects SET synced_at = now()
-          WHERE integration_id = $1 AND kind = ANY($2) AND shopify_id = ANY($3) AND synced_at < now()",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(integration_id)
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
-    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.shopify_id).collect::<Vec<_>>())
-    .execute(conn)
-    .await?;
+    // a full walk's reconciliation removes only what no page showed. Only needed when some
+    // row was skipped; a written row has its `synced_at` already.
+    if written < rows.len() {
+        diesel::sql_query(
+            "UPDATE shopify_objects SET synced_at = now()
+              WHERE integration_id = $1 AND kind = ANY($2) AND shopify_id = ANY($3)
+                AND synced_at < now()",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(integration_id)
+        .bind::<Array<Text>, _>(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.shopify_id).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    }
     let earliest = [earliest_new, earliest_old.first]
         .into_iter()
         .flatten()

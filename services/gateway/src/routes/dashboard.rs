@@ -139,28 +139,22 @@ async fn dashboard(
     // The cards are independent reads: they run side by side, each on its own pooled
     // connection (a few at a time, so one dashboard cannot take the whole pool).
     drop(conn);
-    let ranges = Ranges {
+    let reads = CardReads {
+        state: &state,
+        org_id,
+        reporting_currency: &org.reporting_currency,
+        book: &book,
+        currency: currency.as_deref(),
         now: (from, to),
         then: (pf, pt),
     };
     let wanted = CARDS
         .iter()
         .filter(|(source, _, _)| sources.iter().any(|s| s == source));
-    let cards: Vec<Card> = stream::iter(wanted.map(|&(_, key, metric)| {
-        build_card(
-            &state,
-            org_id,
-            &org.reporting_currency,
-            &book,
-            currency.as_deref(),
-            ranges,
-            key,
-            metric,
-        )
-    }))
-    .buffered(CARDS_AT_ONCE)
-    .try_collect()
-    .await?;
+    let cards: Vec<Card> = stream::iter(wanted.map(|&(_, key, metric)| reads.card(key, metric)))
+        .buffered(CARDS_AT_ONCE)
+        .try_collect()
+        .await?;
     Ok(web::Json(Dashboard {
         from,
         to,
@@ -175,57 +169,63 @@ async fn dashboard(
 /// How many of one request's cards are read at once.
 const CARDS_AT_ONCE: usize = 4;
 
-#[derive(Clone, Copy)]
-struct Ranges {
+/// What every card of one request reads with.
+struct CardReads<'a> {
+    state: &'a AppState,
+    org_id: Uuid,
+    reporting_currency: &'a str,
+    book: &'a biz_core::metrics::fx::RateBook,
+    /// The currency asked for, if any (else money is in the reporting currency).
+    currency: Option<&'a str>,
     now: (NaiveDate, NaiveDate),
     then: (NaiveDate, NaiveDate),
 }
 
-/// One card: the range's total, the comparison range's, and the daily sparkline.
-#[allow(clippy::too_many_arguments)]
-async fn build_card(
-    state: &AppState,
-    org_id: Uuid,
-    reporting_currency: &str,
-    book: &biz_core::metrics::fx::RateBook,
-    currency: Option<&str>,
-    Ranges { now: range, then }: Ranges,
-    key: &'static str,
-    metric: &str,
-) -> Result<Card, ApiError> {
-    let mut conn = state.conn().await?;
-    let conn = &mut conn;
-    let definition = find_definition(metric)?;
-    // An average (AOV) is not a sum of converted days: it stays in the shop's currency.
-    if definition.unit == "money" && currency.is_none() && !definition.is_average() {
-        let (now, mut missing) =
-            in_reporting_currency(conn, org_id, book, definition, range, "total").await?;
-        let (before, _) =
-            in_reporting_currency(conn, org_id, book, definition, then, "total").await?;
-        let (sparkline, spark_missing) =
-            in_reporting_currency(conn, org_id, book, definition, range, "day").await?;
-        missing.extend(spark_missing);
-        missing.sort();
-        missing.dedup();
-        let total = changes(&now, &before).into_iter().next();
-        Ok(card(
-            key,
-            definition,
-            Some(reporting_currency.to_lowercase()),
-            total,
-            sparkline,
-            missing,
-        ))
-    } else {
-        let only = currency.filter(|_| definition.unit == "money");
-        let now = points(conn, org_id, definition, range, "total", only).await?;
-        let before = points(conn, org_id, definition, then, "total", only).await?;
-        let sparkline = points(conn, org_id, definition, range, "day", only).await?;
-        let total = changes(&now, &before).into_iter().next();
-        let shown = only
-            .map(str::to_owned)
-            .or_else(|| total.as_ref().and_then(|t| t.currency.clone()));
-        Ok(card(key, definition, shown, total, sparkline, Vec::new()))
+impl CardReads<'_> {
+    /// One card: the range's total, the comparison range's, and the daily sparkline.
+    async fn card(&self, key: &'static str, metric: &str) -> Result<Card, ApiError> {
+        let CardReads {
+            org_id,
+            book,
+            currency,
+            now: range,
+            then,
+            ..
+        } = *self;
+        let mut conn = self.state.conn().await?;
+        let conn = &mut conn;
+        let definition = find_definition(metric)?;
+        // An average (AOV) is not a sum of converted days: it stays in the shop's currency.
+        if definition.unit == "money" && currency.is_none() && !definition.is_average() {
+            let (now, mut missing) =
+                in_reporting_currency(conn, org_id, book, definition, range, "total").await?;
+            let (before, _) =
+                in_reporting_currency(conn, org_id, book, definition, then, "total").await?;
+            let (sparkline, spark_missing) =
+                in_reporting_currency(conn, org_id, book, definition, range, "day").await?;
+            missing.extend(spark_missing);
+            missing.sort();
+            missing.dedup();
+            let total = changes(&now, &before).into_iter().next();
+            Ok(card(
+                key,
+                definition,
+                Some(self.reporting_currency.to_lowercase()),
+                total,
+                sparkline,
+                missing,
+            ))
+        } else {
+            let only = currency.filter(|_| definition.unit == "money");
+            let now = points(conn, org_id, definition, range, "total", only).await?;
+            let before = points(conn, org_id, definition, then, "total", only).await?;
+            let sparkline = points(conn, org_id, definition, range, "day", only).await?;
+            let total = changes(&now, &before).into_iter().next();
+            let shown = only
+                .map(str::to_owned)
+                .or_else(|| total.as_ref().and_then(|t| t.currency.clone()));
+            Ok(card(key, definition, shown, total, sparkline, Vec::new()))
+        }
     }
 }
 

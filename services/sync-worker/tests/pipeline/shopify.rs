@@ -53,8 +53,23 @@ impl Merchant {
     }
 }
 
-/// Waits until the webhook delivered with `webhook_id` has been applied.
-async fn wait_applied(h: &Harness, webhook_id: &str) {
+/// The `traces` that `text` still holds.
+fn found<'a>(text: &str, traces: &'a [String]) -> Vec<&'a String> {
+    traces
+        .iter()
+        .filter(|t| text.contains(t.as_str()))
+        .collect()
+}
+
+/// Has the simulator deliver `payload` as a signed `topic` webhook, and waits until it is
+/// applied.
+async fn deliver_and_wait(h: &Harness, topic: &str, payload: Value, webhook_id: &str) {
+    sim_post(
+        h,
+        "webhooks/send",
+        json!({ "topic": topic, "payload": payload, "webhook_id": webhook_id }),
+    )
+    .await;
     let sql = format!("SELECT count(*) AS n FROM webhook_events WHERE external_id = '{webhook_id}' AND status = 'processed'");
     let deadline = Instant::now() + Duration::from_secs(15);
     while rows(h, &sql).await == 0 {
@@ -637,11 +652,7 @@ async fn webhooks_keep_the_shop_current_and_the_privacy_topics_are_honoured() {
     .await;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let text = dump(&h);
-        let left: Vec<&String> = traces
-            .iter()
-            .filter(|t| text.contains(t.as_str()))
-            .collect();
+        let left = found(&dump(&h), &traces);
         if left.is_empty() {
             break;
         }
@@ -665,18 +676,9 @@ async fn webhooks_keep_the_shop_current_and_the_privacy_topics_are_honoured() {
         .unwrap();
     late["updated_at"] = json!(chrono::Utc::now().to_rfc3339());
     late["note"] = json!("please gift wrap");
-    sim_post(
-        &h,
-        "webhooks/send",
-        json!({ "topic": "orders/updated", "payload": late, "webhook_id": "late-update-after-redact" }),
-    )
-    .await;
-    wait_applied(&h, "late-update-after-redact").await;
+    deliver_and_wait(&h, "orders/updated", late, "late-update-after-redact").await;
     let text = dump(&h);
-    let left: Vec<&String> = traces
-        .iter()
-        .filter(|t| text.contains(t.as_str()))
-        .collect();
+    let left = found(&text, &traces);
     assert!(
         left.is_empty(),
         "after a late update the dump holds {left:?}"
@@ -689,22 +691,18 @@ async fn webhooks_keep_the_shop_current_and_the_privacy_topics_are_honoured() {
     // again: the customer stays a bare id, their orders stay redacted.
     let mut update = customer.clone();
     update["updated_at"] = json!(chrono::Utc::now().to_rfc3339());
-    sim_post(
+    deliver_and_wait(
         &h,
-        "webhooks/send",
-        json!({ "topic": "customers/update", "payload": update, "webhook_id": "customer-update-after-redact" }),
+        "customers/update",
+        update,
+        "customer-update-after-redact",
     )
     .await;
-    wait_applied(&h, "customer-update-after-redact").await;
     m.sync(&id, "full").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let run = wait_for_run(&m, &id, Duration::from_secs(60)).await;
     assert_eq!(run["status"], "succeeded", "{run}");
-    let text = dump(&h);
-    let left: Vec<&String> = traces
-        .iter()
-        .filter(|t| text.contains(t.as_str()))
-        .collect();
+    let left = found(&dump(&h), &traces);
     assert!(left.is_empty(), "after a full sync the dump holds {left:?}");
     assert_eq!(
         rows(&h, &format!("SELECT count(*) AS n FROM shopify_objects WHERE kind = 'customer' AND shopify_id = {buyer} AND redacted AND raw = jsonb_build_object('id', {buyer})")).await,
